@@ -1,0 +1,13 @@
+//! Value types shared by every domain crate, and the cross-cutting ports (clock, ids, events).
+//!
+//! Nothing here performs I/O: adapters in the infrastructure crates implement the ports.
+
+mod clock;
+mod error;
+mod id;
+mod user;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use error::{RepoError, RepoResult};
+pub use id::{ActivityId, AwardId, IdError, OrderId, StrategyId, TakeId, TreeId};
+pub use user::{UserId, UserIdError};
