@@ -14,7 +14,9 @@ impl AwardDistributor for DescriptionDistributor {
     }
 
     async fn distribute(&self, grant: &Grant) -> Result<Delivery, DistributeError> {
-        Ok(Delivery { detail: grant.award.content.clone() })
+        Ok(Delivery {
+            detail: grant.award.content.clone(),
+        })
     }
 }
 
@@ -37,7 +39,11 @@ impl RedeemCodeDistributor {
             code.push(ALPHABET[(x & 31) as usize] as char);
             x >>= 5;
         }
-        if batch.is_empty() { code } else { format!("{batch}-{code}") }
+        if batch.is_empty() {
+            code
+        } else {
+            format!("{batch}-{code}")
+        }
     }
 }
 
@@ -48,7 +54,11 @@ impl AwardDistributor for RedeemCodeDistributor {
     }
 
     fn validate(&self, award: &Award) -> Result<(), AwardError> {
-        if award.content.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if award
+            .content
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             Ok(())
         } else {
             Err(AwardError::BadContent {
@@ -59,7 +69,9 @@ impl AwardDistributor for RedeemCodeDistributor {
     }
 
     async fn distribute(&self, grant: &Grant) -> Result<Delivery, DistributeError> {
-        Ok(Delivery { detail: Self::code_for(&grant.award.content, grant.order_id.get()) })
+        Ok(Delivery {
+            detail: Self::code_for(&grant.award.content, grant.order_id.get()),
+        })
     }
 }
 
@@ -112,7 +124,8 @@ impl AwardDistributor for PhysicalDistributor {
                 "physical goods need a shipping address".into(),
             ));
         };
-        if to.recipient.trim().is_empty() || to.line1.trim().is_empty() || to.city.trim().is_empty() {
+        if to.recipient.trim().is_empty() || to.line1.trim().is_empty() || to.city.trim().is_empty()
+        {
             return Err(DistributeError::Permanent(
                 "the shipping address needs a recipient, a street line and a city".into(),
             ));

@@ -113,8 +113,14 @@ mod tests {
 
     #[test]
     fn grant_states_only_move_forward() {
-        assert_eq!(GrantState::Init.move_to(GrantState::Complete), Ok(GrantState::Complete));
-        assert_eq!(GrantState::Init.move_to(GrantState::Failed), Ok(GrantState::Failed));
+        assert_eq!(
+            GrantState::Init.move_to(GrantState::Complete),
+            Ok(GrantState::Complete)
+        );
+        assert_eq!(
+            GrantState::Init.move_to(GrantState::Failed),
+            Ok(GrantState::Failed)
+        );
         for from in [GrantState::Complete, GrantState::Failed] {
             for to in [GrantState::Init, GrantState::Complete, GrantState::Failed] {
                 assert!(from.move_to(to).is_err(), "{from} -> {to}");

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AwardKindError {
-    #[error("award type must be 1 to 32 characters of a-z, 0-9 and '_', starting with a letter; got {0:?}")]
+    #[error(
+        "award type must be 1 to 32 characters of a-z, 0-9 and '_', starting with a letter; got {0:?}"
+    )]
     Invalid(String),
 }
 
@@ -30,8 +32,14 @@ impl AwardKind {
         let raw = raw.into();
         let valid = (1..=32).contains(&raw.len())
             && raw.starts_with(|c: char| c.is_ascii_lowercase())
-            && raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if valid { Ok(Self(Cow::Owned(raw))) } else { Err(AwardKindError::Invalid(raw)) }
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if valid {
+            Ok(Self(Cow::Owned(raw)))
+        } else {
+            Err(AwardKindError::Invalid(raw))
+        }
     }
 
     /// For kinds known at compile time, e.g. `AwardKind::from_static("points")`.
@@ -40,11 +48,17 @@ impl AwardKind {
     pub const fn from_static(name: &'static str) -> Self {
         let bytes = name.as_bytes();
         assert!(!bytes.is_empty() && bytes.len() <= 32, "award kind length");
-        assert!(bytes[0].is_ascii_lowercase(), "award kind must start with a-z");
+        assert!(
+            bytes[0].is_ascii_lowercase(),
+            "award kind must start with a-z"
+        );
         let mut i = 0;
         while i < bytes.len() {
             let c = bytes[i];
-            assert!(c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_', "award kind chars");
+            assert!(
+                c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_',
+                "award kind chars"
+            );
             i += 1;
         }
         Self(Cow::Borrowed(name))

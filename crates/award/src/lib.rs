@@ -11,7 +11,9 @@ mod model;
 mod port;
 mod registry;
 
-pub use builtin::{CouponDistributor, DescriptionDistributor, PhysicalDistributor, RedeemCodeDistributor};
+pub use builtin::{
+    CouponDistributor, DescriptionDistributor, PhysicalDistributor, RedeemCodeDistributor,
+};
 pub use grant::{Delivery, DistributeError, Grant, GrantState, GrantStateError, ShippingAddress};
 pub use kind::{AwardKind, AwardKindError};
 pub use model::{Award, AwardError};

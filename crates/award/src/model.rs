@@ -41,11 +41,20 @@ impl Award {
         let content = content.into();
         let name_len = name.trim().chars().count();
         if name_len == 0 || name.chars().count() > Self::MAX_NAME {
-            return Err(AwardError::BadName { max: Self::MAX_NAME });
+            return Err(AwardError::BadName {
+                max: Self::MAX_NAME,
+            });
         }
         if content.chars().count() > Self::MAX_CONTENT {
-            return Err(AwardError::ContentTooLong { max: Self::MAX_CONTENT });
+            return Err(AwardError::ContentTooLong {
+                max: Self::MAX_CONTENT,
+            });
         }
-        Ok(Self { id, kind, name, content })
+        Ok(Self {
+            id,
+            kind,
+            name,
+            content,
+        })
     }
 }

@@ -1,7 +1,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::builtin::{CouponDistributor, DescriptionDistributor, PhysicalDistributor, RedeemCodeDistributor};
+use crate::builtin::{
+    CouponDistributor, DescriptionDistributor, PhysicalDistributor, RedeemCodeDistributor,
+};
 use crate::{Award, AwardDistributor, AwardError, AwardKind, Delivery, DistributeError, Grant};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,7 +20,9 @@ pub struct AwardRegistry {
 
 impl std::fmt::Debug for AwardRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AwardRegistry").field("kinds", &self.distributors.keys()).finish()
+        f.debug_struct("AwardRegistry")
+            .field("kinds", &self.distributors.keys())
+            .finish()
     }
 }
 
@@ -46,7 +50,10 @@ impl AwardRegistry {
 
     /// Adds a distributor; refuses a second one for the same kind, since silently replacing a
     /// built-in would change how existing prizes are delivered.
-    pub fn register(&mut self, distributor: Arc<dyn AwardDistributor>) -> Result<(), RegistryError> {
+    pub fn register(
+        &mut self,
+        distributor: Arc<dyn AwardDistributor>,
+    ) -> Result<(), RegistryError> {
         let kind = distributor.kind();
         if self.distributors.contains_key(&kind) {
             return Err(RegistryError::AlreadyRegistered(kind));
@@ -71,7 +78,9 @@ impl AwardRegistry {
 
     /// Checks that the award's kind is known and that its distributor accepts it.
     pub fn validate(&self, award: &Award) -> Result<(), AwardError> {
-        self.get(&award.kind).ok_or_else(|| AwardError::UnknownKind(award.kind.clone()))?.validate(award)
+        self.get(&award.kind)
+            .ok_or_else(|| AwardError::UnknownKind(award.kind.clone()))?
+            .validate(award)
     }
 
     /// Delivers a grant through its kind's distributor. An unknown kind cannot be fixed by

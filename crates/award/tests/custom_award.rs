@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use futures::executor::block_on;
 use lottery_award::{
-    Award, AwardDistributor, AwardError, AwardKind, AwardRegistry, Delivery, DistributeError, Grant,
-    RegistryError, ShippingAddress,
+    Award, AwardDistributor, AwardError, AwardKind, AwardRegistry, Delivery, DistributeError,
+    Grant, RegistryError, ShippingAddress,
 };
 use lottery_domain::{AwardId, OrderId, UserId};
 
@@ -36,21 +36,30 @@ impl AwardDistributor for Points {
     }
 
     fn validate(&self, award: &Award) -> Result<(), AwardError> {
-        award.content.parse::<u64>().map(|_| ()).map_err(|_| AwardError::BadContent {
-            kind: Self::KIND,
-            reason: "points must be a number".into(),
-        })
+        award
+            .content
+            .parse::<u64>()
+            .map(|_| ())
+            .map_err(|_| AwardError::BadContent {
+                kind: Self::KIND,
+                reason: "points must be a number".into(),
+            })
     }
 
     async fn distribute(&self, grant: &Grant) -> Result<Delivery, DistributeError> {
-        let points: u64 =
-            grant.award.content.parse().map_err(|_| DistributeError::Permanent("bad points".into()))?;
+        let points: u64 = grant
+            .award
+            .content
+            .parse()
+            .map_err(|_| DistributeError::Permanent("bad points".into()))?;
         self.ledger
             .lock()
             .map_err(|_| DistributeError::Retryable("ledger".into()))?
             .entry((grant.user_id.to_string(), grant.order_id.get()))
             .or_insert(points);
-        Ok(Delivery { detail: format!("{points} points") })
+        Ok(Delivery {
+            detail: format!("{points} points"),
+        })
     }
 }
 
@@ -73,13 +82,25 @@ fn a_points_kind_plugs_in_through_the_registry() {
         Err(RegistryError::AlreadyRegistered(Points::KIND))
     );
     let kinds: Vec<&str> = registry.kinds().map(AwardKind::as_str).collect();
-    assert_eq!(kinds, ["coupon", "description", "physical", "points", "redeem_code"]);
+    assert_eq!(
+        kinds,
+        ["coupon", "description", "physical", "points", "redeem_code"]
+    );
 
     let kind: AwardKind = "points".parse().expect("kind");
-    let award = Award::new(AwardId::new(1).expect("id"), kind.clone(), "100 points", "100").expect("award");
+    let award = Award::new(
+        AwardId::new(1).expect("id"),
+        kind.clone(),
+        "100 points",
+        "100",
+    )
+    .expect("award");
     registry.validate(&award).expect("valid");
     let bad = Award::new(AwardId::new(2).expect("id"), kind, "points", "x").expect("award");
-    assert!(matches!(registry.validate(&bad), Err(AwardError::BadContent { .. })));
+    assert!(matches!(
+        registry.validate(&bad),
+        Err(AwardError::BadContent { .. })
+    ));
 
     // Delivered twice for one order (a redelivery): credited once.
     for _ in 0..2 {
@@ -93,9 +114,17 @@ fn a_points_kind_plugs_in_through_the_registry() {
 #[test]
 fn unknown_kinds_are_refused_and_fail_permanently() {
     let registry = AwardRegistry::with_builtins();
-    let award = Award::new(AwardId::new(1).expect("id"), "points".parse().expect("kind"), "p", "1")
-        .expect("award");
-    assert!(matches!(registry.validate(&award), Err(AwardError::UnknownKind(_))));
+    let award = Award::new(
+        AwardId::new(1).expect("id"),
+        "points".parse().expect("kind"),
+        "p",
+        "1",
+    )
+    .expect("award");
+    assert!(matches!(
+        registry.validate(&award),
+        Err(AwardError::UnknownKind(_))
+    ));
     assert!(matches!(
         block_on(registry.distribute(&grant(1, award))),
         Err(DistributeError::Permanent(_))
@@ -109,16 +138,24 @@ fn builtins_deliver_their_kinds() {
         Award::new(AwardId::new(3).expect("id"), kind, "prize", content).expect("award")
     };
 
-    let d = block_on(registry.distribute(&grant(5, mk(AwardKind::DESCRIPTION, "A thank-you note"))));
+    let d =
+        block_on(registry.distribute(&grant(5, mk(AwardKind::DESCRIPTION, "A thank-you note"))));
     assert_eq!(d.map(|d| d.detail), Ok("A thank-you note".to_owned()));
 
-    let code = block_on(registry.distribute(&grant(5, mk(AwardKind::REDEEM_CODE, "XMAS")))).expect("code");
-    let again = block_on(registry.distribute(&grant(5, mk(AwardKind::REDEEM_CODE, "XMAS")))).expect("code");
+    let code =
+        block_on(registry.distribute(&grant(5, mk(AwardKind::REDEEM_CODE, "XMAS")))).expect("code");
+    let again =
+        block_on(registry.distribute(&grant(5, mk(AwardKind::REDEEM_CODE, "XMAS")))).expect("code");
     assert_eq!(code, again, "a redelivery yields the same code");
-    assert!(registry.validate(&mk(AwardKind::REDEEM_CODE, "bad prefix!")).is_err());
+    assert!(
+        registry
+            .validate(&mk(AwardKind::REDEEM_CODE, "bad prefix!"))
+            .is_err()
+    );
 
     assert!(registry.validate(&mk(AwardKind::COUPON, " ")).is_err());
-    let c = block_on(registry.distribute(&grant(6, mk(AwardKind::COUPON, "TEN-OFF")))).expect("coupon");
+    let c =
+        block_on(registry.distribute(&grant(6, mk(AwardKind::COUPON, "TEN-OFF")))).expect("coupon");
     assert!(c.detail.contains("TEN-OFF"));
 
     let phone = mk(AwardKind::PHYSICAL, "SKU-1");

@@ -27,7 +27,9 @@ impl UserId {
             return Err(UserIdError::Empty);
         }
         if raw.chars().count() > Self::MAX_CHARS {
-            return Err(UserIdError::TooLong { max: Self::MAX_CHARS });
+            return Err(UserIdError::TooLong {
+                max: Self::MAX_CHARS,
+            });
         }
         if raw.chars().any(char::is_control) || raw.trim() != raw {
             return Err(UserIdError::BadCharacters);
@@ -70,7 +72,13 @@ mod tests {
         assert_eq!(UserId::new(""), Err(UserIdError::Empty));
         assert_eq!(UserId::new(" bob"), Err(UserIdError::BadCharacters));
         assert_eq!(UserId::new("a\nb"), Err(UserIdError::BadCharacters));
-        assert!(matches!(UserId::new("x".repeat(65)), Err(UserIdError::TooLong { .. })));
-        assert_eq!(UserId::new("小傅哥").map(|u| u.to_string()), Ok("小傅哥".to_owned()));
+        assert!(matches!(
+            UserId::new("x".repeat(65)),
+            Err(UserIdError::TooLong { .. })
+        ));
+        assert_eq!(
+            UserId::new("小傅哥").map(|u| u.to_string()),
+            Ok("小傅哥".to_owned())
+        );
     }
 }

@@ -89,7 +89,11 @@ impl Drawer {
             }
             DrawMode::Entirety => None,
         };
-        let drawer = Self { strategy, single, entirety: RwLock::new(HashMap::new()) };
+        let drawer = Self {
+            strategy,
+            single,
+            entirety: RwLock::new(HashMap::new()),
+        };
         if drawer.strategy.mode() == DrawMode::Entirety {
             // Warm the common case so the first draw pays nothing extra.
             drawer.entirety_table(OutOfStock::NONE);
@@ -106,7 +110,9 @@ impl Drawer {
         let awards = self.strategy.awards();
         match self.strategy.mode() {
             DrawMode::Single => {
-                let Some(table) = &self.single else { return Draw::Nothing };
+                let Some(table) = &self.single else {
+                    return Draw::Nothing;
+                };
                 let index = table.sample(rng);
                 match awards.get(index) {
                     None => Draw::Nothing,
@@ -159,8 +165,11 @@ impl Drawer {
     }
 
     fn entirety_table(&self, out_of_stock: OutOfStock) -> Option<Arc<EntiretyTable>> {
-        if let Some(hit) =
-            self.entirety.read().unwrap_or_else(PoisonError::into_inner).get(&out_of_stock)
+        if let Some(hit) = self
+            .entirety
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&out_of_stock)
         {
             return hit.clone();
         }
@@ -172,8 +181,12 @@ impl Drawer {
             .filter(|(i, a)| !out_of_stock.contains(*i) && a.rate.units() > 0)
             .map(|(i, a)| (i, a.rate.units()))
             .unzip();
-        let built = AliasTable::new(&weights).map(|table| Arc::new(EntiretyTable { table, positions }));
-        let mut cache = self.entirety.write().unwrap_or_else(PoisonError::into_inner);
+        let built =
+            AliasTable::new(&weights).map(|table| Arc::new(EntiretyTable { table, positions }));
+        let mut cache = self
+            .entirety
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         if cache.len() >= ENTIRETY_CACHE_CAP {
             cache.clear();
         }

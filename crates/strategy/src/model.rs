@@ -96,7 +96,10 @@ impl Strategy {
             return Err(StrategyError::Empty);
         }
         if awards.len() > Self::MAX_AWARDS {
-            return Err(StrategyError::TooManyAwards { max: Self::MAX_AWARDS, got: awards.len() });
+            return Err(StrategyError::TooManyAwards {
+                max: Self::MAX_AWARDS,
+                got: awards.len(),
+            });
         }
         let mut seen = HashSet::with_capacity(awards.len());
         for a in &awards {
@@ -118,7 +121,12 @@ impl Strategy {
         {
             return Err(StrategyError::UnknownFallback(f));
         }
-        Ok(Self { id, mode, awards, fallback })
+        Ok(Self {
+            id,
+            mode,
+            awards,
+            fallback,
+        })
     }
 
     pub fn id(&self) -> StrategyId {
@@ -171,13 +179,26 @@ mod tests {
 
     #[test]
     fn validation_names_the_problem() {
-        assert_eq!(Strategy::new(sid(), DrawMode::Single, vec![], None), Err(StrategyError::Empty));
         assert_eq!(
-            Strategy::new(sid(), DrawMode::Single, vec![award(1, "0.1"), award(1, "0.2")], None),
+            Strategy::new(sid(), DrawMode::Single, vec![], None),
+            Err(StrategyError::Empty)
+        );
+        assert_eq!(
+            Strategy::new(
+                sid(),
+                DrawMode::Single,
+                vec![award(1, "0.1"), award(1, "0.2")],
+                None
+            ),
             Err(StrategyError::DuplicateAward(AwardId::new(1).expect("id")))
         );
         assert!(matches!(
-            Strategy::new(sid(), DrawMode::Single, vec![award(1, "0.6"), award(2, "0.4001")], None),
+            Strategy::new(
+                sid(),
+                DrawMode::Single,
+                vec![award(1, "0.6"), award(2, "0.4001")],
+                None
+            ),
             Err(StrategyError::RateSumAboveOne { .. })
         ));
         assert_eq!(
@@ -185,7 +206,12 @@ mod tests {
             Err(StrategyError::AllRatesZero)
         );
         assert_eq!(
-            Strategy::new(sid(), DrawMode::Single, vec![award(1, "0.5")], AwardId::new(9).ok()),
+            Strategy::new(
+                sid(),
+                DrawMode::Single,
+                vec![award(1, "0.5")],
+                AwardId::new(9).ok()
+            ),
             Err(StrategyError::UnknownFallback(AwardId::new(9).expect("id")))
         );
         let many = (1..=129).map(|i| award(i, "0.001")).collect();
@@ -193,7 +219,10 @@ mod tests {
             Strategy::new(sid(), DrawMode::Single, many, None),
             Err(StrategyError::TooManyAwards { .. })
         ));
-        assert_eq!("lottery".parse::<DrawMode>(), Err(StrategyError::UnknownMode("lottery".into())));
+        assert_eq!(
+            "lottery".parse::<DrawMode>(),
+            Err(StrategyError::UnknownMode("lottery".into()))
+        );
     }
 
     #[test]

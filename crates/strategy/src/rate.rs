@@ -155,15 +155,30 @@ mod tests {
         assert_eq!("1".parse::<Rate>(), Ok(Rate::ONE));
         assert_eq!("0".parse::<Rate>(), Ok(Rate::ZERO));
         assert_eq!("0.00000001".parse::<Rate>().map(Rate::units), Ok(1));
-        assert_eq!("0.25000000000".parse::<Rate>().map(Rate::units), Ok(25_000_000));
+        assert_eq!(
+            "0.25000000000".parse::<Rate>().map(Rate::units),
+            Ok(25_000_000)
+        );
     }
 
     #[test]
     fn rejects_bad_rates() {
-        assert!(matches!("-0.1".parse::<Rate>(), Err(RateError::Negative(_))));
-        assert!(matches!("1.0001".parse::<Rate>(), Err(RateError::AboveOne(_))));
-        assert!(matches!("0.000000001".parse::<Rate>(), Err(RateError::TooPrecise(_))));
-        assert!(matches!("abc".parse::<Rate>(), Err(RateError::NotANumber(_))));
+        assert!(matches!(
+            "-0.1".parse::<Rate>(),
+            Err(RateError::Negative(_))
+        ));
+        assert!(matches!(
+            "1.0001".parse::<Rate>(),
+            Err(RateError::AboveOne(_))
+        ));
+        assert!(matches!(
+            "0.000000001".parse::<Rate>(),
+            Err(RateError::TooPrecise(_))
+        ));
+        assert!(matches!(
+            "abc".parse::<Rate>(),
+            Err(RateError::NotANumber(_))
+        ));
     }
 
     #[test]

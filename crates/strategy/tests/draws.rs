@@ -39,11 +39,22 @@ fn expected(mode: DrawMode, rates_e4: &[u64], out: &[bool]) -> Vec<f64> {
             .map(|(&r, &o)| if o { 0.0 } else { r as f64 / 10_000.0 })
             .collect(),
         DrawMode::Entirety => {
-            let live: u64 = rates_e4.iter().zip(out).filter(|(_, o)| !**o).map(|(r, _)| r).sum();
+            let live: u64 = rates_e4
+                .iter()
+                .zip(out)
+                .filter(|(_, o)| !**o)
+                .map(|(r, _)| r)
+                .sum();
             rates_e4
                 .iter()
                 .zip(out)
-                .map(|(&r, &o)| if o || live == 0 { 0.0 } else { r as f64 / live as f64 })
+                .map(|(&r, &o)| {
+                    if o || live == 0 {
+                        0.0
+                    } else {
+                        r as f64 / live as f64
+                    }
+                })
                 .collect()
         }
     };
@@ -122,17 +133,30 @@ prop_compose! {
 
 fn run_case(mode: DrawMode, rates: &[u64], out: &[bool], seed: u64) -> Result<(), TestCaseError> {
     let s = strategy(mode, rates);
-    let out_set =
-        OutOfStock::of(&s, out.iter().enumerate().filter(|(_, o)| **o).map(|(i, _)| award_id(i)));
+    let out_set = OutOfStock::of(
+        &s,
+        out.iter()
+            .enumerate()
+            .filter(|(_, o)| **o)
+            .map(|(i, _)| award_id(i)),
+    );
     let drawer = Drawer::new(s);
     let observed = observe(&drawer, out_set, out, seed);
     let p = chi_square_p(&observed, &expected(mode, rates, out));
-    prop_assert!(p > ALPHA, "{mode}: p = {p} for rates {rates:?}, out {out:?}, observed {observed:?}");
+    prop_assert!(
+        p > ALPHA,
+        "{mode}: p = {p} for rates {rates:?}, out {out:?}, observed {observed:?}"
+    );
     Ok(())
 }
 
 fn config() -> Config {
-    Config { cases: 24, rng_seed: RngSeed::Fixed(0x10_77e2), failure_persistence: None, ..Config::default() }
+    Config {
+        cases: 24,
+        rng_seed: RngSeed::Fixed(0x10_77e2),
+        failure_persistence: None,
+        ..Config::default()
+    }
 }
 
 proptest! {
@@ -173,8 +197,11 @@ fn reference_worked_example_is_exact() {
     let entirety = strategy(DrawMode::Entirety, &rates);
     let out = OutOfStock::of(&entirety, out_ids);
     let drawer = Drawer::new(entirety);
-    let probs: Vec<(u128, u128)> =
-        drawer.probabilities(out).into_iter().map(|(_, n, d)| (n, d)).collect();
+    let probs: Vec<(u128, u128)> = drawer
+        .probabilities(out)
+        .into_iter()
+        .map(|(_, n, d)| (n, d))
+        .collect();
     // A 0.05/0.60, B 0, C 0.20/0.60, D 0, E 0.35/0.60.
     let want = [(5u128, 60u128), (0, 1), (20, 60), (0, 1), (35, 60)];
     for ((n, d), (wn, wd)) in probs.iter().zip(want) {
@@ -184,8 +211,11 @@ fn reference_worked_example_is_exact() {
     let single = strategy(DrawMode::Single, &rates);
     let out = OutOfStock::of(&single, out_ids);
     let drawer = Drawer::new(single);
-    let probs: Vec<(u128, u128)> =
-        drawer.probabilities(out).into_iter().map(|(_, n, d)| (n, d)).collect();
+    let probs: Vec<(u128, u128)> = drawer
+        .probabilities(out)
+        .into_iter()
+        .map(|(_, n, d)| (n, d))
+        .collect();
     let want = [(5u128, 100u128), (0, 1), (20, 100), (0, 1), (35, 100)];
     for ((n, d), (wn, wd)) in probs.iter().zip(want) {
         assert_eq!(n * wd, wn * d, "single {probs:?}");
@@ -203,8 +233,16 @@ fn a_tiny_rate_is_expressible_and_drawn() {
         StrategyId::new(2).expect("id"),
         DrawMode::Single,
         vec![
-            StrategyAward { award_id: award_id(0), rate: "0.0005".parse().expect("rate"), count: 1 },
-            StrategyAward { award_id: award_id(1), rate: "0.5".parse().expect("rate"), count: 9 },
+            StrategyAward {
+                award_id: award_id(0),
+                rate: "0.0005".parse().expect("rate"),
+                count: 1,
+            },
+            StrategyAward {
+                award_id: award_id(1),
+                rate: "0.5".parse().expect("rate"),
+                count: 9,
+            },
         ],
         None,
     )
@@ -217,7 +255,10 @@ fn a_tiny_rate_is_expressible_and_drawn() {
         .filter(|_| drawer.draw(&mut rng, OutOfStock::NONE) == Draw::Award(award_id(0)))
         .count();
     // Expected 100; a 5-sigma window.
-    assert!((50..=150).contains(&grand), "grand prize drawn {grand} times");
+    assert!(
+        (50..=150).contains(&grand),
+        "grand prize drawn {grand} times"
+    );
 }
 
 #[test]

@@ -1,0 +1,19 @@
+//! The activity (a prize-draw campaign): its review state machine, the participation rules,
+//! the records a draw leaves (takes and win orders), and the ports that store them.
+
+mod deployment;
+mod event;
+mod model;
+mod port;
+mod records;
+mod state;
+
+pub use deployment::{Deployment, DeploymentError};
+pub use event::{AwardInvoice, EventPublisher, OutboxMessage, Participated, PublishError, Topic};
+pub use model::{Activity, ActivityError, ActivitySpec, ParticipationError};
+pub use port::{
+    ActivityFilter, ActivityRepository, ClaimOutcome, OrderRepository, Page, StockClaim,
+    StockError, StockLedger, TakeOutcome, TakeRepository,
+};
+pub use records::{TakeState, UserTake, WinOrder};
+pub use state::{Action, ActivityState, TransitionError, UnknownName};

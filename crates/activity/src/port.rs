@@ -1,0 +1,144 @@
+use chrono::{DateTime, Utc};
+use lottery_award::GrantState;
+use lottery_domain::{ActivityId, AwardId, OrderId, RepoResult, TakeId, UserId};
+
+use crate::{Activity, ActivityState, Deployment, OutboxMessage, UserTake, WinOrder};
+
+/// A page of a listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub offset: u32,
+    pub limit: u32,
+}
+
+impl Page {
+    pub const MAX_LIMIT: u32 = 200;
+
+    pub fn new(offset: u32, limit: u32) -> Self {
+        Self {
+            offset,
+            limit: limit.clamp(1, Self::MAX_LIMIT),
+        }
+    }
+}
+
+/// Filters for the admin listing of activities.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActivityFilter {
+    /// Substring of the name.
+    pub name: Option<String>,
+    pub state: Option<ActivityState>,
+}
+
+/// Activities and their configuration (global, not sharded).
+#[async_trait::async_trait]
+pub trait ActivityRepository: Send + Sync {
+    /// Stores the activity, its strategy and its awards in one transaction.
+    async fn deploy(&self, deployment: &Deployment) -> RepoResult<()>;
+    /// Replaces an activity's editable fields, strategy and awards, only while it is editing.
+    /// `Ok(false)` when it is no longer editing.
+    async fn revise(&self, deployment: &Deployment) -> RepoResult<bool>;
+    async fn activity(&self, id: ActivityId) -> RepoResult<Option<Activity>>;
+    async fn list(&self, filter: &ActivityFilter, page: Page) -> RepoResult<Vec<Activity>>;
+    /// Compare-and-set of the state: `Ok(false)` when the stored state is no longer `from`.
+    async fn change_state(
+        &self,
+        id: ActivityId,
+        from: ActivityState,
+        to: ActivityState,
+    ) -> RepoResult<bool>;
+    /// Activities the scheduler may have to move on: approved or doing.
+    async fn schedulable(&self, limit: u32) -> RepoResult<Vec<Activity>>;
+}
+
+/// The outcome of recording a take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TakeOutcome {
+    Recorded(UserTake),
+    /// The user's counter had no takes left.
+    QuotaExhausted,
+}
+
+/// Takes and per-user counters (sharded by user).
+#[async_trait::async_trait]
+pub trait TakeRepository: Send + Sync {
+    /// The user's granted-but-undrawn take of the activity, if any.
+    async fn open_take(&self, user: &UserId, activity: ActivityId) -> RepoResult<Option<UserTake>>;
+    /// In one transaction: decrements (or creates) the user's counter and inserts the take.
+    async fn record_take(&self, take: &UserTake, limit: u32) -> RepoResult<TakeOutcome>;
+    /// Takes the user has used of this activity (granted, drawn or not).
+    async fn takes_used(&self, user: &UserId, activity: ActivityId) -> RepoResult<u32>;
+    /// Marks an open take used without a prize. `Ok(false)` if it was not open.
+    async fn consume_take(&self, user: &UserId, take: TakeId) -> RepoResult<bool>;
+    async fn takes(
+        &self,
+        user: &UserId,
+        activity: Option<ActivityId>,
+        page: Page,
+    ) -> RepoResult<Vec<UserTake>>;
+}
+
+/// Win orders and their outbox rows (sharded by user).
+#[async_trait::async_trait]
+pub trait OrderRepository: Send + Sync {
+    /// In one transaction: consumes the take, inserts the order and its outbox message.
+    /// A second order for the same take is a conflict.
+    async fn record_win(&self, order: &WinOrder, message: &OutboxMessage) -> RepoResult<()>;
+    async fn orders(&self, user: &UserId, page: Page) -> RepoResult<Vec<WinOrder>>;
+    async fn order(&self, user: &UserId, order: OrderId) -> RepoResult<Option<WinOrder>>;
+    /// Moves the grant state forward as a compare-and-set from `init`.
+    async fn finish_grant(
+        &self,
+        user: &UserId,
+        order: OrderId,
+        to: GrantState,
+        delivery: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> RepoResult<bool>;
+}
+
+/// What one draw asks of the stock in one atomic step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockClaim {
+    pub activity_id: ActivityId,
+    pub user_id: UserId,
+    pub take_limit: u32,
+    /// The drawn award, whose prize stock must be taken too.
+    pub award: Option<AwardId>,
+    /// Taken instead when `award` is out of stock.
+    pub fallback: Option<AwardId>,
+}
+
+/// What the stock step granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// A take was granted; `award` is the prize whose stock was taken, if any.
+    Granted {
+        award: Option<AwardId>,
+        fallback: bool,
+    },
+    SoldOut,
+    QuotaExhausted,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StockError {
+    /// The stock store is unreachable: nothing was taken.
+    #[error("stock service unavailable: {0}")]
+    Unavailable(String),
+    /// The store holds no stock for this activity yet; load it first.
+    #[error("stock for activity {0} is not loaded")]
+    NotLoaded(ActivityId),
+}
+
+/// Atomic stock and quotas (Redis in cluster mode, in memory embedded).
+#[async_trait::async_trait]
+pub trait StockLedger: Send + Sync {
+    /// Checks and takes the activity stock, the user's quota and, for a win, the award's stock,
+    /// all or nothing.
+    async fn claim(&self, claim: &StockClaim) -> Result<ClaimOutcome, StockError>;
+    /// Gives back what a claim took, when a later step failed.
+    async fn release(&self, claim: &StockClaim, granted: &ClaimOutcome) -> Result<(), StockError>;
+    /// Activity stock left, `None` when not loaded.
+    async fn stock_left(&self, activity: ActivityId) -> Result<Option<u64>, StockError>;
+}
