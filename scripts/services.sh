@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Makes sure the local MariaDB, Redis and RabbitMQ that the adapter and end-to-end tests use
+# are installed and running. Installs them with apt-get when absent (Debian/Ubuntu, as root
+# or with sudo). Safe to run again: running services are left alone.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+log() { printf '[services] %s\n' "$*" >&2; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {
+  local name=$1 port=$2 seconds=${3:-60}
+  for _ in $(seq "$seconds"); do
+    if port_open "$port"; then return 0; fi
+    sleep 1
+  done
+  log "$name did not open port $port within ${seconds}s"
+  return 1
+}
+
+apt_updated=""
+ensure_package() {
+  local binary=$1 package=$2
+  if command -v "$binary" >/dev/null 2>&1 || [ -x "$binary" ]; then return 0; fi
+  log "installing $package"
+  if [ -z "$apt_updated" ]; then $SUDO apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$package" >/dev/null
+}
+
+# MariaDB ------------------------------------------------------------------------------------
+if ! port_open 3306; then
+  ensure_package /usr/sbin/mariadbd mariadb-server
+  log "starting MariaDB"
+  $SUDO mkdir -p /run/mysqld && $SUDO chown mysql:mysql /run/mysqld 2>/dev/null || true
+  $SUDO start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+  wait_port MariaDB 3306 90
+fi
+# The tests connect as root over TCP with an empty password (LOTTERY_TEST_MYSQL_URL overrides).
+if [ -z "${LOTTERY_TEST_MYSQL_URL:-}" ] && command -v mariadb >/dev/null 2>&1; then
+  if ! mariadb -h127.0.0.1 -uroot -e 'select 1' >/dev/null 2>&1; then
+    log "allowing root@127.0.0.1 without a password for the local test server"
+    $SUDO mariadb -uroot -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
+      GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION; FLUSH PRIVILEGES;"
+  fi
+fi
+
+# Redis --------------------------------------------------------------------------------------
+if ! port_open 6379; then
+  ensure_package redis-server redis-server
+  log "starting Redis"
+  $SUDO mkdir -p /var/lib/redis /var/log/redis
+  $SUDO redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  wait_port Redis 6379 30
+fi
+
+# RabbitMQ -----------------------------------------------------------------------------------
+if ! port_open 5672; then
+  ensure_package rabbitmq-server rabbitmq-server
+  log "starting RabbitMQ"
+  $SUDO rabbitmq-server -detached
+  wait_port RabbitMQ 5672 120
+fi
+
+log "MariaDB, Redis and RabbitMQ are up"
