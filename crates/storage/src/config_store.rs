@@ -1,0 +1,399 @@
+//! Activities, strategies and awards: the global configuration.
+
+use chrono::Utc;
+use lottery_activity::{
+    Activity, ActivityFilter, ActivityRepository, ActivitySpec, ActivityState, Deployment, Page,
+};
+use lottery_award::{Award, AwardRepository};
+use lottery_domain::{ActivityId, AwardId, RepoResult, StrategyId};
+use lottery_strategy::{Rate, Strategy, StrategyAward, StrategyRepository};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
+
+use db_router::Router;
+
+use crate::error::{corrupt, repo};
+use crate::rows::{int, like_pattern, millis, opt_int, parse, placeholders, text, time, u32_of};
+
+const ACTIVITY_COLUMNS: &str = "activity_id, name, description, begin_at, end_at, stock, take_limit, strategy_id, state, creator";
+
+/// Global configuration store: implements the activity, strategy and award repositories.
+#[derive(Debug, Clone)]
+pub struct ConfigStore {
+    router: Router,
+}
+
+impl ConfigStore {
+    pub fn new(router: Router) -> Self {
+        Self { router }
+    }
+
+    async fn insert_parts(
+        tx: &mut Transaction<'static, Any>,
+        d: &Deployment,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        let s = &d.strategy;
+        sqlx::query("INSERT INTO strategy (strategy_id, mode, fallback_award_id, created_at) VALUES (?, ?, ?, ?)")
+            .bind(s.id().get())
+            .bind(s.mode().as_str())
+            .bind(s.fallback().map(AwardId::get))
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        Self::insert_strategy_awards(tx, s).await
+    }
+
+    async fn insert_strategy_awards(
+        tx: &mut Transaction<'static, Any>,
+        s: &Strategy,
+    ) -> Result<(), sqlx::Error> {
+        for (position, a) in s.awards().iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO strategy_award (strategy_id, award_id, position, rate_units, award_count, award_left) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(s.id().get())
+            .bind(a.award_id.get())
+            .bind(position as i64)
+            .bind(a.rate.units() as i64)
+            .bind(i64::from(a.count))
+            .bind(i64::from(a.count))
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Inserts or replaces award definitions (an award keeps its id across revisions).
+    async fn upsert_awards(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        awards: &[Award],
+    ) -> Result<(), sqlx::Error> {
+        let sql = format!(
+            "INSERT INTO award (award_id, kind, name, content) VALUES (?, ?, ?, ?) {}",
+            self.router
+                .dialect()
+                .upsert_clause(&["award_id"], &["kind", "name", "content"])
+        );
+        for a in awards {
+            sqlx::query(&sql)
+                .bind(a.id.get())
+                .bind(a.kind.as_str())
+                .bind(a.name.as_str())
+                .bind(a.content.as_str())
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Activity stock left as last synced to the database.
+    pub async fn stock_left(&self, id: ActivityId) -> RepoResult<Option<u64>> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT stock_left FROM activity WHERE activity_id = ?")
+                .bind(id.get())
+                .fetch_optional(self.router.global())
+                .await
+                .map_err(repo)?;
+        Ok(v.map(|v| v.max(0) as u64))
+    }
+
+    /// Lowers the stored stock left to `left`; never raises it, so replays and out-of-order
+    /// syncs are harmless. Returns whether anything changed.
+    pub async fn sync_stock_left(&self, id: ActivityId, left: u64) -> RepoResult<bool> {
+        let r = sqlx::query("UPDATE activity SET stock_left = ?, updated_at = ? WHERE activity_id = ? AND stock_left > ?")
+            .bind(left as i64)
+            .bind(millis(Utc::now()))
+            .bind(id.get())
+            .bind(left as i64)
+            .execute(self.router.global())
+            .await
+            .map_err(repo)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Award stock left per award of a strategy, as last synced.
+    pub async fn award_stock_left(&self, strategy: StrategyId) -> RepoResult<Vec<(AwardId, u64)>> {
+        let rows = sqlx::query("SELECT award_id, award_left FROM strategy_award WHERE strategy_id = ? ORDER BY position")
+            .bind(strategy.get())
+            .fetch_all(self.router.global())
+            .await
+            .map_err(repo)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    parse("award_id", AwardId::new(int(r, "award_id")?))?,
+                    int(r, "award_left")?.max(0) as u64,
+                ))
+            })
+            .collect()
+    }
+
+    /// Monotonic, like [`Self::sync_stock_left`], for one award of a strategy.
+    pub async fn sync_award_left(
+        &self,
+        strategy: StrategyId,
+        award: AwardId,
+        left: u64,
+    ) -> RepoResult<bool> {
+        let r = sqlx::query(
+            "UPDATE strategy_award SET award_left = ? WHERE strategy_id = ? AND award_id = ? AND award_left > ?",
+        )
+        .bind(left as i64)
+        .bind(strategy.get())
+        .bind(award.get())
+        .bind(left as i64)
+        .execute(self.router.global())
+        .await
+        .map_err(repo)?;
+        Ok(r.rows_affected() > 0)
+    }
+}
+
+fn activity_from(row: &AnyRow) -> RepoResult<Activity> {
+    let spec = ActivitySpec {
+        name: text(row, "name")?,
+        description: text(row, "description")?,
+        begin: time(int(row, "begin_at")?)?,
+        end: time(int(row, "end_at")?)?,
+        stock: u32_of("stock", int(row, "stock")?)?,
+        take_limit: u32_of("take_limit", int(row, "take_limit")?)?,
+    };
+    let state: ActivityState = parse("state", text(row, "state")?.parse())?;
+    parse(
+        "activity",
+        Activity::restore(
+            parse("activity_id", ActivityId::new(int(row, "activity_id")?))?,
+            spec,
+            parse("strategy_id", StrategyId::new(int(row, "strategy_id")?))?,
+            state,
+            text(row, "creator")?,
+        ),
+    )
+}
+
+fn award_from(row: &AnyRow) -> RepoResult<Award> {
+    parse(
+        "award",
+        Award::new(
+            parse("award_id", AwardId::new(int(row, "award_id")?))?,
+            parse("kind", text(row, "kind")?.parse())?,
+            text(row, "name")?,
+            text(row, "content")?,
+        ),
+    )
+}
+
+#[async_trait::async_trait]
+impl ActivityRepository for ConfigStore {
+    async fn deploy(&self, d: &Deployment) -> RepoResult<()> {
+        let now = millis(Utc::now());
+        let mut tx = self.router.global().begin().await.map_err(repo)?;
+        self.upsert_awards(&mut tx, &d.awards).await.map_err(repo)?;
+        Self::insert_parts(&mut tx, d, now).await.map_err(repo)?;
+        let a = &d.activity;
+        sqlx::query(&format!(
+            "INSERT INTO activity ({ACTIVITY_COLUMNS}, stock_left, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(a.id().get())
+        .bind(a.name())
+        .bind(a.spec().description.as_str())
+        .bind(millis(a.begin()))
+        .bind(millis(a.end()))
+        .bind(i64::from(a.stock()))
+        .bind(i64::from(a.take_limit()))
+        .bind(a.strategy_id().get())
+        .bind(a.state().as_str())
+        .bind(a.creator())
+        .bind(i64::from(a.stock()))
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(repo)?;
+        tx.commit().await.map_err(repo)
+    }
+
+    async fn revise(&self, d: &Deployment) -> RepoResult<bool> {
+        let now = millis(Utc::now());
+        let a = &d.activity;
+        let mut tx = self.router.global().begin().await.map_err(repo)?;
+        // The compare-and-set on `editing` comes first: it also locks the row on MariaDB, so a
+        // concurrent submit waits for this revision or wins before it.
+        let updated = sqlx::query(
+            "UPDATE activity SET name = ?, description = ?, begin_at = ?, end_at = ?, stock = ?, stock_left = ?, \
+             take_limit = ?, updated_at = ? WHERE activity_id = ? AND strategy_id = ? AND state = 'editing'",
+        )
+        .bind(a.name())
+        .bind(a.spec().description.as_str())
+        .bind(millis(a.begin()))
+        .bind(millis(a.end()))
+        .bind(i64::from(a.stock()))
+        .bind(i64::from(a.stock()))
+        .bind(i64::from(a.take_limit()))
+        .bind(now)
+        .bind(a.id().get())
+        .bind(a.strategy_id().get())
+        .execute(&mut *tx)
+        .await
+        .map_err(repo)?;
+        if updated.rows_affected() == 0 {
+            tx.rollback().await.map_err(repo)?;
+            return Ok(false);
+        }
+        let s = &d.strategy;
+        sqlx::query("UPDATE strategy SET mode = ?, fallback_award_id = ? WHERE strategy_id = ?")
+            .bind(s.mode().as_str())
+            .bind(s.fallback().map(AwardId::get))
+            .bind(s.id().get())
+            .execute(&mut *tx)
+            .await
+            .map_err(repo)?;
+        sqlx::query("DELETE FROM strategy_award WHERE strategy_id = ?")
+            .bind(s.id().get())
+            .execute(&mut *tx)
+            .await
+            .map_err(repo)?;
+        Self::insert_strategy_awards(&mut tx, s)
+            .await
+            .map_err(repo)?;
+        self.upsert_awards(&mut tx, &d.awards).await.map_err(repo)?;
+        tx.commit().await.map_err(repo)?;
+        Ok(true)
+    }
+
+    async fn activity(&self, id: ActivityId) -> RepoResult<Option<Activity>> {
+        let row = sqlx::query(&format!(
+            "SELECT {ACTIVITY_COLUMNS} FROM activity WHERE activity_id = ?"
+        ))
+        .bind(id.get())
+        .fetch_optional(self.router.global())
+        .await
+        .map_err(repo)?;
+        row.as_ref().map(activity_from).transpose()
+    }
+
+    async fn list(&self, filter: &ActivityFilter, page: Page) -> RepoResult<Vec<Activity>> {
+        let mut sql = format!("SELECT {ACTIVITY_COLUMNS} FROM activity WHERE 1 = 1");
+        if filter.name.is_some() {
+            sql.push_str(" AND name LIKE ? ESCAPE '!'");
+        }
+        if filter.state.is_some() {
+            sql.push_str(" AND state = ?");
+        }
+        sql.push_str(" ORDER BY activity_id DESC LIMIT ? OFFSET ?");
+        let mut q = sqlx::query(&sql);
+        if let Some(name) = &filter.name {
+            q = q.bind(like_pattern(name));
+        }
+        if let Some(state) = filter.state {
+            q = q.bind(state.as_str());
+        }
+        let rows = q
+            .bind(i64::from(page.limit))
+            .bind(i64::from(page.offset))
+            .fetch_all(self.router.global())
+            .await
+            .map_err(repo)?;
+        rows.iter().map(activity_from).collect()
+    }
+
+    async fn change_state(
+        &self,
+        id: ActivityId,
+        from: ActivityState,
+        to: ActivityState,
+    ) -> RepoResult<bool> {
+        let r = sqlx::query(
+            "UPDATE activity SET state = ?, updated_at = ? WHERE activity_id = ? AND state = ?",
+        )
+        .bind(to.as_str())
+        .bind(millis(Utc::now()))
+        .bind(id.get())
+        .bind(from.as_str())
+        .execute(self.router.global())
+        .await
+        .map_err(repo)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn schedulable(&self, limit: u32) -> RepoResult<Vec<Activity>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ACTIVITY_COLUMNS} FROM activity WHERE state IN ('approved', 'doing') ORDER BY begin_at LIMIT ?"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(self.router.global())
+        .await
+        .map_err(repo)?;
+        rows.iter().map(activity_from).collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl StrategyRepository for ConfigStore {
+    async fn strategy(&self, id: StrategyId) -> RepoResult<Option<Strategy>> {
+        let pool = self.router.global();
+        let Some(head) =
+            sqlx::query("SELECT mode, fallback_award_id FROM strategy WHERE strategy_id = ?")
+                .bind(id.get())
+                .fetch_optional(pool)
+                .await
+                .map_err(repo)?
+        else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(
+            "SELECT award_id, rate_units, award_count FROM strategy_award WHERE strategy_id = ? ORDER BY position",
+        )
+        .bind(id.get())
+        .fetch_all(pool)
+        .await
+        .map_err(repo)?;
+        let awards = rows
+            .iter()
+            .map(|r| {
+                Ok(StrategyAward {
+                    award_id: parse("award_id", AwardId::new(int(r, "award_id")?))?,
+                    rate: parse(
+                        "rate_units",
+                        Rate::from_units(int(r, "rate_units")?.max(0) as u64),
+                    )?,
+                    count: u32_of("award_count", int(r, "award_count")?)?,
+                })
+            })
+            .collect::<RepoResult<Vec<_>>>()?;
+        let fallback = opt_int(&head, "fallback_award_id")?
+            .map(|f| parse("fallback_award_id", AwardId::new(f)))
+            .transpose()?;
+        let mode = parse("mode", text(&head, "mode")?.parse())?;
+        Strategy::new(id, mode, awards, fallback)
+            .map(Some)
+            .map_err(|e| corrupt(format!("strategy {id}: {e}")))
+    }
+}
+
+#[async_trait::async_trait]
+impl AwardRepository for ConfigStore {
+    async fn award(&self, id: AwardId) -> RepoResult<Option<Award>> {
+        Ok(self.awards(&[id]).await?.into_iter().next())
+    }
+
+    async fn awards(&self, ids: &[AwardId]) -> RepoResult<Vec<Award>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT award_id, kind, name, content FROM award WHERE award_id IN ({}) ORDER BY award_id",
+            placeholders(ids.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in ids {
+            q = q.bind(id.get());
+        }
+        let rows = q.fetch_all(self.router.global()).await.map_err(repo)?;
+        rows.iter().map(award_from).collect()
+    }
+}

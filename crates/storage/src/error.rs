@@ -1,0 +1,82 @@
+use lottery_domain::{RepoError, RepoResult};
+
+/// Errors of setting storage up (connecting, migrating). Repository calls report
+/// [`RepoError`] instead, so the domain never sees a driver type.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error(transparent)]
+    Router(#[from] db_router::RouterError),
+    #[error("migration {version} ({scope}) failed on {database}: {source}")]
+    Migration {
+        database: String,
+        scope: String,
+        version: i64,
+        source: sqlx::Error,
+    },
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+}
+
+/// Turns a driver error into the domain's repository error.
+pub(crate) fn repo(e: sqlx::Error) -> RepoError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            RepoError::Conflict(db.message().to_owned())
+        }
+        sqlx::Error::RowNotFound => RepoError::NotFound(e.to_string()),
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnNotFound(_) => RepoError::Corrupt(e.to_string()),
+        _ => RepoError::Unavailable(e.to_string()),
+    }
+}
+
+pub(crate) fn router(e: db_router::RouterError) -> RepoError {
+    RepoError::Unavailable(e.to_string())
+}
+
+pub(crate) fn corrupt(what: impl std::fmt::Display) -> RepoError {
+    RepoError::Corrupt(what.to_string())
+}
+
+/// Whether the database gave up on a transaction because of lock contention (deadlock, lock
+/// wait timeout, SQLite busy): the whole transaction can safely run again.
+pub(crate) fn is_contention(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else {
+        return false;
+    };
+    let code = db.code().unwrap_or_default();
+    let message = db.message();
+    code == "40001"
+        || code == "5"
+        || code == "517"
+        || message.contains("Deadlock found")
+        || message.contains("Lock wait timeout")
+        || message.contains("database is locked")
+}
+
+/// Runs a transaction body again when it lost to lock contention, with a short jittered
+/// backoff. Any other error, or running out of attempts, is reported.
+pub(crate) async fn retrying<T, F, Fut>(mut attempt: F) -> RepoResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    const ATTEMPTS: u32 = 30;
+    let mut tries = 0;
+    loop {
+        match attempt().await {
+            Err(e) if is_contention(&e) && tries + 1 < ATTEMPTS => {
+                tries += 1;
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos());
+                let jitter = u64::from(nanos % 1000);
+                let backoff = u64::from(tries.min(10)) * 2_000 + jitter * 3;
+                tracing::debug!(tries, error = %e, "transaction lost to contention, retrying");
+                tokio::time::sleep(std::time::Duration::from_micros(backoff)).await;
+            }
+            other => return other.map_err(repo),
+        }
+    }
+}

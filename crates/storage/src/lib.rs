@@ -1,0 +1,77 @@
+//! SQL storage for the lottery: one implementation of every repository port, running on
+//! MariaDB/MySQL (production) or SQLite (embedded) through the sharded [`db_router::Router`].
+//!
+//! Global configuration (activities, strategies, awards, rule trees) lives in the global
+//! database. User data (takes, per-user counters, win orders) lives in the table the user id
+//! routes to; each shard database also holds an outbox and a processed-message table.
+//! Dialect differences are confined to [`db_router::Dialect`] and the `migrations/` files.
+
+mod config_store;
+mod error;
+mod migrate;
+mod order_store;
+mod outbox;
+mod rows;
+mod rule_store;
+mod take_store;
+
+use db_router::{Router, RouterConfig};
+
+pub use config_store::ConfigStore;
+pub use error::StorageError;
+pub use migrate::MIGRATIONS;
+pub use order_store::OrderStore;
+pub use outbox::{OutboxRow, OutboxState, OutboxStore};
+pub use rule_store::RuleTreeStore;
+pub use take_store::TakeStore;
+
+/// The storage of one deployment: a router plus the stores built on it.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    router: Router,
+}
+
+impl Storage {
+    pub async fn connect(config: &RouterConfig) -> Result<Self, StorageError> {
+        Ok(Self {
+            router: Router::connect(config).await?,
+        })
+    }
+
+    pub fn from_router(router: Router) -> Self {
+        Self { router }
+    }
+
+    /// Applies pending migrations to the global database and to every shard and table.
+    pub async fn migrate(&self) -> Result<(), StorageError> {
+        migrate::run(&self.router).await
+    }
+
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    pub fn config(&self) -> ConfigStore {
+        ConfigStore::new(self.router.clone())
+    }
+
+    pub fn takes(&self) -> TakeStore {
+        TakeStore::new(self.router.clone())
+    }
+
+    pub fn orders(&self) -> OrderStore {
+        OrderStore::new(self.router.clone())
+    }
+
+    pub fn outbox(&self) -> OutboxStore {
+        OutboxStore::new(self.router.clone())
+    }
+
+    pub fn rule_trees(&self) -> RuleTreeStore {
+        RuleTreeStore::new(self.router.clone())
+    }
+
+    pub async fn close(&self) {
+        self.router.close().await;
+    }
+}

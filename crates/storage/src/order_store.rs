@@ -1,0 +1,168 @@
+//! Win orders and their outbox rows, in the user's shard.
+
+use chrono::{DateTime, Utc};
+use db_router::Router;
+use lottery_activity::{OrderRepository, OutboxMessage, Page, WinOrder};
+use lottery_award::{Award, GrantState};
+use lottery_domain::{
+    ActivityId, AwardId, OrderId, RepoError, RepoResult, StrategyId, TakeId, UserId,
+};
+use sqlx::any::AnyRow;
+
+use crate::error::{repo, retrying, router};
+use crate::outbox::insert_outbox;
+use crate::rows::{int, millis, opt_int, opt_text, parse, text, time};
+use crate::take_store::UserTables;
+
+const ORDER_COLUMNS: &str = "order_id, take_id, user_id, activity_id, strategy_id, mode, award_id, award_kind, \
+     award_name, award_content, fallback, grant_state, delivery, created_at, granted_at";
+
+#[derive(Debug, Clone)]
+pub struct OrderStore {
+    router: Router,
+}
+
+impl OrderStore {
+    pub fn new(router: Router) -> Self {
+        Self { router }
+    }
+}
+
+fn order_from(row: &AnyRow) -> RepoResult<WinOrder> {
+    Ok(WinOrder {
+        order_id: parse("order_id", OrderId::new(int(row, "order_id")?))?,
+        take_id: parse("take_id", TakeId::new(int(row, "take_id")?))?,
+        user_id: parse("user_id", UserId::new(text(row, "user_id")?))?,
+        activity_id: parse("activity_id", ActivityId::new(int(row, "activity_id")?))?,
+        strategy_id: parse("strategy_id", StrategyId::new(int(row, "strategy_id")?))?,
+        mode: parse("mode", text(row, "mode")?.parse())?,
+        award: parse(
+            "award",
+            Award::new(
+                parse("award_id", AwardId::new(int(row, "award_id")?))?,
+                parse("award_kind", text(row, "award_kind")?.parse())?,
+                text(row, "award_name")?,
+                text(row, "award_content")?,
+            ),
+        )?,
+        fallback: int(row, "fallback")? != 0,
+        grant_state: parse("grant_state", text(row, "grant_state")?.parse())?,
+        delivery: opt_text(row, "delivery")?,
+        created_at: time(int(row, "created_at")?)?,
+        granted_at: opt_int(row, "granted_at")?.map(time).transpose()?,
+    })
+}
+
+#[async_trait::async_trait]
+impl OrderRepository for OrderStore {
+    async fn record_win(&self, order: &WinOrder, message: &OutboxMessage) -> RepoResult<()> {
+        let t = UserTables::of(&self.router, &order.user_id);
+        let pool = self.router.pool(&t.route).map_err(router)?;
+        let consume = format!(
+            "UPDATE {} SET state = 'used' WHERE take_id = ? AND user_id = ? AND state = 'open'",
+            t.take
+        );
+        let insert = format!(
+            "INSERT INTO {} ({ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            t.order
+        );
+        let consumed = retrying(|| async {
+            let mut tx = pool.begin().await?;
+            let consumed = sqlx::query(&consume)
+                .bind(order.take_id.get())
+                .bind(order.user_id.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if !consumed {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            sqlx::query(&insert)
+                .bind(order.order_id.get())
+                .bind(order.take_id.get())
+                .bind(order.user_id.as_str())
+                .bind(order.activity_id.get())
+                .bind(order.strategy_id.get())
+                .bind(order.mode.as_str())
+                .bind(order.award.id.get())
+                .bind(order.award.kind.as_str())
+                .bind(order.award.name.as_str())
+                .bind(order.award.content.as_str())
+                .bind(i64::from(order.fallback))
+                .bind(order.grant_state.as_str())
+                .bind(order.delivery.as_deref())
+                .bind(millis(order.created_at))
+                .bind(order.granted_at.map(millis))
+                .execute(&mut *tx)
+                .await?;
+            insert_outbox(&mut tx, message).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await?;
+        if consumed {
+            Ok(())
+        } else {
+            Err(RepoError::Conflict(format!(
+                "take {} is not open: it was drawn already",
+                order.take_id
+            )))
+        }
+    }
+
+    async fn orders(&self, user: &UserId, page: Page) -> RepoResult<Vec<WinOrder>> {
+        let t = UserTables::of(&self.router, user);
+        let rows = sqlx::query(&format!(
+            "SELECT {ORDER_COLUMNS} FROM {} WHERE user_id = ? ORDER BY created_at DESC, order_id DESC LIMIT ? OFFSET ?",
+            t.order
+        ))
+        .bind(user.as_str())
+        .bind(i64::from(page.limit))
+        .bind(i64::from(page.offset))
+        .fetch_all(self.router.pool(&t.route).map_err(router)?)
+        .await
+        .map_err(repo)?;
+        rows.iter().map(order_from).collect()
+    }
+
+    async fn order(&self, user: &UserId, order: OrderId) -> RepoResult<Option<WinOrder>> {
+        let t = UserTables::of(&self.router, user);
+        let row = sqlx::query(&format!(
+            "SELECT {ORDER_COLUMNS} FROM {} WHERE order_id = ? AND user_id = ?",
+            t.order
+        ))
+        .bind(order.get())
+        .bind(user.as_str())
+        .fetch_optional(self.router.pool(&t.route).map_err(router)?)
+        .await
+        .map_err(repo)?;
+        row.as_ref().map(order_from).transpose()
+    }
+
+    async fn finish_grant(
+        &self,
+        user: &UserId,
+        order: OrderId,
+        to: GrantState,
+        delivery: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        let t = UserTables::of(&self.router, user);
+        let r = sqlx::query(&format!(
+            "UPDATE {} SET grant_state = ?, delivery = ?, granted_at = ? \
+             WHERE order_id = ? AND user_id = ? AND grant_state = 'init'",
+            t.order
+        ))
+        .bind(to.as_str())
+        .bind(delivery)
+        .bind(millis(at))
+        .bind(order.get())
+        .bind(user.as_str())
+        .execute(self.router.pool(&t.route).map_err(router)?)
+        .await
+        .map_err(repo)?;
+        Ok(r.rows_affected() == 1)
+    }
+}

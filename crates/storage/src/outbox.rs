@@ -1,0 +1,163 @@
+//! The transactional outbox: one table per shard database, written in the same transaction
+//! as the record it announces, read by the relay across every shard.
+
+use chrono::{DateTime, Utc};
+use db_router::{Route, Router};
+use lottery_activity::{OutboxMessage, Topic};
+use lottery_domain::{RepoResult, UserId};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
+
+use crate::error::{corrupt, repo, router};
+use crate::rows::{int, millis, parse, text, time};
+
+/// Where a message stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxState {
+    /// Not yet confirmed by the broker.
+    Pending,
+    /// Confirmed by the broker.
+    Sent,
+    /// Gave up after too many attempts; kept for an operator, never dropped.
+    Parked,
+}
+
+impl OutboxState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sent => "sent",
+            Self::Parked => "parked",
+        }
+    }
+}
+
+/// A stored outbox message with its delivery bookkeeping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// The shard database holding the row (1-based, as in [`Route::db`]).
+    pub db: u32,
+    pub message: OutboxMessage,
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+}
+
+pub(crate) async fn insert_outbox(
+    tx: &mut Transaction<'static, Any>,
+    m: &OutboxMessage,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO outbox (message_id, topic, user_id, payload, state, attempts, next_attempt_at, created_at) \
+         VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)",
+    )
+    .bind(m.message_id.as_str())
+    .bind(m.topic.as_str())
+    .bind(m.user_id.as_str())
+    .bind(m.payload.as_str())
+    .bind(millis(m.created_at))
+    .bind(millis(m.created_at))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn row_from(db: u32, row: &AnyRow) -> RepoResult<OutboxRow> {
+    let topic = match text(row, "topic")?.as_str() {
+        "award_invoice" => Topic::AwardInvoice,
+        "participation" => Topic::Participation,
+        other => return Err(corrupt(format!("outbox topic {other:?}"))),
+    };
+    Ok(OutboxRow {
+        db,
+        message: OutboxMessage {
+            message_id: text(row, "message_id")?,
+            topic,
+            user_id: parse("user_id", UserId::new(text(row, "user_id")?))?,
+            payload: text(row, "payload")?,
+            created_at: time(int(row, "created_at")?)?,
+        },
+        attempts: u32::try_from(int(row, "attempts")?).unwrap_or(u32::MAX),
+        next_attempt_at: time(int(row, "next_attempt_at")?)?,
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxStore {
+    router: Router,
+}
+
+impl OutboxStore {
+    pub fn new(router: Router) -> Self {
+        Self { router }
+    }
+
+    /// One route per shard database, for per-database tables.
+    fn databases(&self) -> impl Iterator<Item = Route> + use<> {
+        self.router.routes().filter(|r| r.table == 0)
+    }
+
+    /// Pending messages due at `now`, up to `limit` per shard database, from every shard.
+    pub async fn due(&self, now: DateTime<Utc>, limit: u32) -> RepoResult<Vec<OutboxRow>> {
+        let mut out = Vec::new();
+        let scans = self.databases().map(|db| async move {
+            let pool = self.router.pool(&db).map_err(router)?;
+            let rows = sqlx::query(
+                "SELECT message_id, topic, user_id, payload, attempts, next_attempt_at, created_at FROM outbox \
+                 WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, message_id LIMIT ?",
+            )
+            .bind(millis(now))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(repo)?;
+            rows.iter().map(|r| row_from(db.db, r)).collect::<RepoResult<Vec<_>>>()
+        });
+        for rows in futures::future::try_join_all(scans).await? {
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
+    /// Marks confirmed messages sent, in one statement per shard database.
+    pub async fn mark_sent(&self, rows: &[(u32, String)], at: DateTime<Utc>) -> RepoResult<u64> {
+        let mut total = 0;
+        for db in self.databases() {
+            let ids: Vec<&str> = rows
+                .iter()
+                .filter(|(d, _)| *d == db.db)
+                .map(|(_, id)| id.as_str())
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let sql = format!(
+                "UPDATE outbox SET state = 'sent', sent_at = ? WHERE state = 'pending' AND message_id IN ({})",
+                crate::rows::placeholders(ids.len())
+            );
+            let mut q = sqlx::query(&sql).bind(millis(at));
+            for id in ids {
+                q = q.bind(id);
+            }
+            total += q
+                .execute(self.router.pool(&db).map_err(router)?)
+                .await
+                .map_err(repo)?
+                .rows_affected();
+        }
+        Ok(total)
+    }
+
+    /// Counts messages in a state across every shard.
+    pub async fn count(&self, state: OutboxState) -> RepoResult<u64> {
+        let mut total = 0u64;
+        for db in self.databases() {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state = ?")
+                .bind(state.as_str())
+                .fetch_one(self.router.pool(&db).map_err(router)?)
+                .await
+                .map_err(repo)?;
+            total += n.max(0) as u64;
+        }
+        Ok(total)
+    }
+}

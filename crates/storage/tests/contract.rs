@@ -1,0 +1,642 @@
+//! The repository contract, run unchanged against SQLite and MariaDB.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use common::{Backend, deployment, env, order, t0, take, user};
+use lottery_activity::{
+    ActivityFilter, ActivityRepository, ActivityState, OrderRepository, Page, TakeOutcome,
+    TakeRepository, TakeState,
+};
+use lottery_award::{AwardRepository, GrantState};
+use lottery_domain::{ActivityId, RepoError, StrategyId, TreeId};
+use lottery_rule::{Facts, Line, LineOp, Node, RuleTree, RuleTreeRepository};
+use lottery_storage::OutboxState;
+use lottery_strategy::StrategyRepository;
+
+contract_tests!(
+    migrations_are_idempotent,
+    deploy_reads_back_whole,
+    a_failed_deploy_leaves_nothing,
+    listing_filters_and_pages,
+    state_changes_are_compare_and_set,
+    revisions_only_while_editing,
+    takes_respect_the_limit,
+    concurrent_takes_by_one_user_stop_at_the_limit,
+    wins_consume_the_take_once,
+    a_failed_win_leaves_the_take_open,
+    outbox_scan_sees_every_shard_once,
+    rows_land_where_the_router_says,
+    rule_trees_round_trip,
+    stock_sync_only_lowers,
+);
+
+async fn migrations_are_idempotent(b: Backend) {
+    let e = env(b, 2, 4).await;
+    e.storage.migrate().await.expect("second run is a no-op");
+    for route in e.storage.router().routes() {
+        let pool = e.storage.router().pool(&route).expect("pool");
+        let n: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM {}",
+            route.table("user_take")
+        ))
+        .fetch_one(pool)
+        .await
+        .expect("sharded table exists");
+        assert_eq!(n, 0);
+    }
+}
+
+async fn deploy_reads_back_whole(b: Backend) {
+    let e = env(b, 1, 2).await;
+    let store = e.storage.config();
+    let d = deployment(100_001, 7, "Black Friday");
+    store.deploy(&d).await.expect("deploy");
+    assert_eq!(
+        store.activity(d.activity.id()).await.expect("read"),
+        Some(d.activity.clone())
+    );
+    assert_eq!(
+        store.strategy(d.strategy.id()).await.expect("read"),
+        Some(d.strategy.clone())
+    );
+    let ids: Vec<_> = d.awards.iter().map(|a| a.id).collect();
+    assert_eq!(store.awards(&ids).await.expect("read"), d.awards);
+    assert_eq!(
+        store
+            .activity(ActivityId::new(9).expect("id"))
+            .await
+            .expect("read"),
+        None
+    );
+    assert_eq!(
+        store
+            .strategy(StrategyId::new(9).expect("id"))
+            .await
+            .expect("read"),
+        None
+    );
+    assert_eq!(
+        store.stock_left(d.activity.id()).await.expect("read"),
+        Some(100)
+    );
+}
+
+async fn a_failed_deploy_leaves_nothing(b: Backend) {
+    let e = env(b, 1, 2).await;
+    let store = e.storage.config();
+    store
+        .deploy(&deployment(1, 7, "first"))
+        .await
+        .expect("deploy");
+    // Same strategy id again: the strategy insert fails after the awards were written.
+    let clash = deployment(2, 7, "second");
+    assert!(matches!(
+        store.deploy(&clash).await,
+        Err(RepoError::Conflict(_))
+    ));
+    assert_eq!(
+        store
+            .activity(ActivityId::new(2).expect("id"))
+            .await
+            .expect("read"),
+        None
+    );
+    let first = store
+        .activity(ActivityId::new(1).expect("id"))
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!(first.name(), "first");
+}
+
+async fn listing_filters_and_pages(b: Backend) {
+    let e = env(b, 1, 1).await;
+    let store = e.storage.config();
+    for i in 1..=5 {
+        store
+            .deploy(&deployment(i, 100 + i, &format!("Spring 100% #{i}")))
+            .await
+            .expect("deploy");
+    }
+    store
+        .deploy(&deployment(6, 106, "Summer_sale"))
+        .await
+        .expect("deploy");
+    store
+        .change_state(
+            ActivityId::new(2).expect("id"),
+            ActivityState::Editing,
+            ActivityState::PendingReview,
+        )
+        .await
+        .expect("cas");
+
+    let all = store
+        .list(&ActivityFilter::default(), Page::new(0, 50))
+        .await
+        .expect("list");
+    assert_eq!(
+        all.iter().map(|a| a.id().get()).collect::<Vec<_>>(),
+        [6, 5, 4, 3, 2, 1]
+    );
+    let by_name = ActivityFilter {
+        name: Some("100%".into()),
+        state: None,
+    };
+    assert_eq!(
+        store
+            .list(&by_name, Page::new(0, 50))
+            .await
+            .expect("list")
+            .len(),
+        5
+    );
+    // `_` and `%` are matched literally, not as wildcards.
+    let literal = ActivityFilter {
+        name: Some("r_s".into()),
+        state: None,
+    };
+    assert_eq!(
+        store
+            .list(&literal, Page::new(0, 50))
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    let pending = ActivityFilter {
+        name: None,
+        state: Some(ActivityState::PendingReview),
+    };
+    let got = store.list(&pending, Page::new(0, 50)).await.expect("list");
+    assert_eq!(got.iter().map(|a| a.id().get()).collect::<Vec<_>>(), [2]);
+    let page = store
+        .list(&ActivityFilter::default(), Page::new(2, 2))
+        .await
+        .expect("list");
+    assert_eq!(
+        page.iter().map(|a| a.id().get()).collect::<Vec<_>>(),
+        [4, 3]
+    );
+}
+
+async fn state_changes_are_compare_and_set(b: Backend) {
+    let e = env(b, 1, 1).await;
+    let store = e.storage.config();
+    let id = ActivityId::new(1).expect("id");
+    store.deploy(&deployment(1, 7, "x")).await.expect("deploy");
+    assert!(
+        store
+            .change_state(id, ActivityState::Editing, ActivityState::PendingReview)
+            .await
+            .expect("cas")
+    );
+    // The loser of a race sees a conflict (false), not a silent overwrite.
+    assert!(
+        !store
+            .change_state(id, ActivityState::Editing, ActivityState::Closed)
+            .await
+            .expect("cas")
+    );
+    let a = store.activity(id).await.expect("read").expect("exists");
+    assert_eq!(a.state(), ActivityState::PendingReview);
+    store
+        .change_state(id, ActivityState::PendingReview, ActivityState::Approved)
+        .await
+        .expect("cas");
+    let due = store.schedulable(10).await.expect("scan");
+    assert_eq!(due.iter().map(|a| a.id()).collect::<Vec<_>>(), [id]);
+}
+
+async fn revisions_only_while_editing(b: Backend) {
+    let e = env(b, 1, 1).await;
+    let store = e.storage.config();
+    store
+        .deploy(&deployment(1, 7, "before"))
+        .await
+        .expect("deploy");
+    let revised = deployment(1, 7, "after");
+    assert!(store.revise(&revised).await.expect("revise"));
+    let a = store
+        .activity(ActivityId::new(1).expect("id"))
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(a.name(), "after");
+    assert_eq!(
+        store
+            .strategy(StrategyId::new(7).expect("id"))
+            .await
+            .expect("read"),
+        Some(revised.strategy.clone())
+    );
+    store
+        .change_state(
+            ActivityId::new(1).expect("id"),
+            ActivityState::Editing,
+            ActivityState::PendingReview,
+        )
+        .await
+        .expect("cas");
+    assert!(
+        !store
+            .revise(&deployment(1, 7, "too late"))
+            .await
+            .expect("revise")
+    );
+    let a = store
+        .activity(ActivityId::new(1).expect("id"))
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(a.name(), "after");
+}
+
+async fn takes_respect_the_limit(b: Backend) {
+    let e = env(b, 2, 2).await;
+    let takes = e.storage.takes();
+    let u = user("alice");
+    let activity = ActivityId::new(1).expect("id");
+    assert_eq!(takes.takes_used(&u, activity).await.expect("read"), 0);
+    assert_eq!(takes.open_take(&u, activity).await.expect("read"), None);
+    for n in 1..=3 {
+        match takes.record_take(&take(n, &u, 1), 3).await.expect("take") {
+            TakeOutcome::Recorded(t) => assert_eq!(t.take_number, n as u32),
+            other => panic!("take {n}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        takes.record_take(&take(4, &u, 1), 3).await.expect("take"),
+        TakeOutcome::QuotaExhausted
+    );
+    assert_eq!(takes.takes_used(&u, activity).await.expect("read"), 3);
+    // A retried take id is a conflict, not a fourth take.
+    assert!(matches!(
+        takes.record_take(&take(1, &u, 1), 5).await,
+        Err(RepoError::Conflict(_))
+    ));
+
+    let open = takes
+        .open_take(&u, activity)
+        .await
+        .expect("read")
+        .expect("open take");
+    assert_eq!(open.take_number, 1);
+    assert!(takes.consume_take(&u, open.take_id).await.expect("consume"));
+    assert!(
+        !takes
+            .consume_take(&u, open.take_id)
+            .await
+            .expect("consume twice")
+    );
+    assert_eq!(
+        takes
+            .open_take(&u, activity)
+            .await
+            .expect("read")
+            .map(|t| t.take_number),
+        Some(2)
+    );
+    let listed = takes
+        .takes(&u, Some(activity), Page::new(0, 10))
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 3);
+    assert_eq!(
+        listed.iter().filter(|t| t.state == TakeState::Used).count(),
+        1
+    );
+    // Other users and activities are untouched.
+    assert_eq!(
+        takes
+            .takes_used(&user("bob"), activity)
+            .await
+            .expect("read"),
+        0
+    );
+    assert_eq!(
+        takes
+            .takes_used(&u, ActivityId::new(2).expect("id"))
+            .await
+            .expect("read"),
+        0
+    );
+}
+
+async fn concurrent_takes_by_one_user_stop_at_the_limit(b: Backend) {
+    let e = env(b, 2, 2).await;
+    let takes = Arc::new(e.storage.takes());
+    let u = user("greedy");
+    let tasks: Vec<_> = (1..=500)
+        .map(|i| {
+            let takes = takes.clone();
+            let u = u.clone();
+            tokio::spawn(async move { takes.record_take(&take(i, &u, 1), 3).await })
+        })
+        .collect();
+    let mut recorded = Vec::new();
+    let mut exhausted = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(TakeOutcome::Recorded(t)) => recorded.push(t.take_number),
+            Ok(TakeOutcome::QuotaExhausted) => exhausted += 1,
+            Err(e) => panic!("take failed: {e}"),
+        }
+    }
+    recorded.sort_unstable();
+    assert_eq!(recorded, [1, 2, 3]);
+    assert_eq!(exhausted, 497);
+    let stored = takes
+        .takes(&u, None, Page::new(0, 100))
+        .await
+        .expect("list");
+    assert_eq!(stored.len(), 3);
+}
+
+async fn wins_consume_the_take_once(b: Backend) {
+    let e = env(b, 2, 2).await;
+    let (takes, orders) = (e.storage.takes(), e.storage.orders());
+    let u = user("winner");
+    let TakeOutcome::Recorded(t) = takes.record_take(&take(1, &u, 1), 3).await.expect("take")
+    else {
+        panic!("quota")
+    };
+    let (o, m) = order(500, &t);
+    orders.record_win(&o, &m).await.expect("win");
+    assert_eq!(
+        takes.open_take(&u, t.activity_id).await.expect("read"),
+        None
+    );
+    assert_eq!(
+        orders.order(&u, o.order_id).await.expect("read"),
+        Some(o.clone())
+    );
+    assert_eq!(
+        orders.orders(&u, Page::new(0, 10)).await.expect("list"),
+        vec![o.clone()]
+    );
+    assert_eq!(
+        e.storage
+            .outbox()
+            .count(OutboxState::Pending)
+            .await
+            .expect("count"),
+        1
+    );
+
+    // The same take cannot win twice, even with a new order id.
+    let (again, m2) = order(501, &t);
+    assert!(matches!(
+        orders.record_win(&again, &m2).await,
+        Err(RepoError::Conflict(_))
+    ));
+    assert_eq!(
+        orders
+            .orders(&u, Page::new(0, 10))
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+
+    // Grant state moves once.
+    assert!(
+        orders
+            .finish_grant(&u, o.order_id, GrantState::Complete, Some("TEN-OFF"), t0())
+            .await
+            .expect("grant")
+    );
+    assert!(
+        !orders
+            .finish_grant(&u, o.order_id, GrantState::Failed, None, t0())
+            .await
+            .expect("grant")
+    );
+    let done = orders
+        .order(&u, o.order_id)
+        .await
+        .expect("read")
+        .expect("order");
+    assert_eq!(
+        (done.grant_state, done.delivery.as_deref()),
+        (GrantState::Complete, Some("TEN-OFF"))
+    );
+    // Another user cannot read it.
+    assert_eq!(
+        orders
+            .order(&user("thief"), o.order_id)
+            .await
+            .expect("read"),
+        None
+    );
+}
+
+async fn a_failed_win_leaves_the_take_open(b: Backend) {
+    let e = env(b, 1, 2).await;
+    let (takes, orders) = (e.storage.takes(), e.storage.orders());
+    let u = user("unlucky");
+    let TakeOutcome::Recorded(first) = takes.record_take(&take(1, &u, 1), 3).await.expect("take")
+    else {
+        panic!()
+    };
+    let TakeOutcome::Recorded(second) = takes.record_take(&take(2, &u, 1), 3).await.expect("take")
+    else {
+        panic!()
+    };
+    let (o1, m1) = order(700, &first);
+    orders.record_win(&o1, &m1).await.expect("win");
+    // The second win reuses the first order's message id: its last statement fails, so the
+    // whole transaction must roll back.
+    let (o2, mut m2) = order(701, &second);
+    m2.message_id = m1.message_id.clone();
+    assert!(orders.record_win(&o2, &m2).await.is_err());
+    assert_eq!(
+        takes
+            .open_take(&u, second.activity_id)
+            .await
+            .expect("read")
+            .map(|t| t.take_id),
+        Some(second.take_id)
+    );
+    assert_eq!(orders.order(&u, o2.order_id).await.expect("read"), None);
+    assert_eq!(
+        e.storage
+            .outbox()
+            .count(OutboxState::Pending)
+            .await
+            .expect("count"),
+        1
+    );
+}
+
+async fn outbox_scan_sees_every_shard_once(b: Backend) {
+    let e = env(b, 2, 4).await;
+    let (takes, orders, outbox) = (e.storage.takes(), e.storage.orders(), e.storage.outbox());
+    let mut expected = HashSet::new();
+    let mut dbs = HashSet::new();
+    for i in 1..=40 {
+        let u = user(&format!("user-{i}"));
+        dbs.insert(e.storage.router().route(u.as_str()).db);
+        let TakeOutcome::Recorded(t) = takes.record_take(&take(i, &u, 1), 1).await.expect("take")
+        else {
+            panic!()
+        };
+        let (o, m) = order(1_000 + i, &t);
+        orders.record_win(&o, &m).await.expect("win");
+        expected.insert(m.message_id);
+    }
+    assert_eq!(dbs.len(), 2, "the users spread over both shard databases");
+    let due = outbox.due(t0(), 1_000).await.expect("scan");
+    let seen: Vec<String> = due.iter().map(|r| r.message.message_id.clone()).collect();
+    assert_eq!(seen.len(), 40, "each message exactly once");
+    assert_eq!(seen.iter().cloned().collect::<HashSet<_>>(), expected);
+    // Not yet due: nothing.
+    assert!(
+        outbox
+            .due(t0() - chrono::Duration::seconds(1), 1_000)
+            .await
+            .expect("scan")
+            .is_empty()
+    );
+    let confirmed: Vec<(u32, String)> = due
+        .iter()
+        .take(25)
+        .map(|r| (r.db, r.message.message_id.clone()))
+        .collect();
+    assert_eq!(outbox.mark_sent(&confirmed, t0()).await.expect("mark"), 25);
+    assert_eq!(
+        outbox
+            .mark_sent(&confirmed, t0())
+            .await
+            .expect("mark again"),
+        0
+    );
+    assert_eq!(outbox.count(OutboxState::Sent).await.expect("count"), 25);
+    assert_eq!(outbox.due(t0(), 1_000).await.expect("scan").len(), 15);
+}
+
+async fn rows_land_where_the_router_says(b: Backend) {
+    let e = env(b, 2, 4).await;
+    let takes = e.storage.takes();
+    for (i, name) in ["xiaofuge", "fustack", "小傅哥", "user😀"]
+        .iter()
+        .enumerate()
+    {
+        let u = user(name);
+        takes
+            .record_take(&take(i as i64 + 1, &u, 1), 1)
+            .await
+            .expect("take");
+        let route = e.storage.router().route(name);
+        let mut found = Vec::new();
+        for r in e.storage.router().routes() {
+            let pool = e.storage.router().pool(&r).expect("pool");
+            let n: i64 = sqlx::query_scalar(&format!(
+                "SELECT COUNT(*) FROM {} WHERE user_id = ?",
+                r.table("user_take")
+            ))
+            .bind(*name)
+            .fetch_one(pool)
+            .await
+            .expect("count");
+            if n > 0 {
+                found.push(r);
+            }
+        }
+        assert_eq!(found, vec![route], "{name}");
+    }
+    let r = e.storage.router().route("xiaofuge");
+    assert_eq!(
+        (r.db_label(), r.table_suffix()),
+        ("01".to_owned(), "_001".to_owned())
+    );
+    let r = e.storage.router().route("fustack");
+    assert_eq!(
+        (r.db_label(), r.table_suffix()),
+        ("02".to_owned(), "_000".to_owned())
+    );
+}
+
+async fn rule_trees_round_trip(b: Backend) {
+    let e = env(b, 1, 1).await;
+    let store = e.storage.rule_trees();
+    let tree = RuleTree::new(
+        TreeId::new(2_110_081_902).expect("id"),
+        "gender and age",
+        1.into(),
+        vec![
+            Node::stem(1, "gender"),
+            Node::stem(11, "age"),
+            Node::stem(12, "age"),
+            Node::fruit(111, "100001"),
+            Node::fruit(112, "100002"),
+            Node::fruit(121, "100003"),
+            Node::fruit(122, "100004"),
+        ],
+        vec![
+            Line::new(1, 11, LineOp::Eq, "man"),
+            Line::new(1, 12, LineOp::Eq, "woman"),
+            Line::new(11, 111, LineOp::Lt, "25"),
+            Line::new(11, 112, LineOp::Ge, "25"),
+            Line::new(12, 121, LineOp::Lt, "25"),
+            Line::new(12, 122, LineOp::Ge, "25"),
+        ],
+    )
+    .expect("valid tree");
+    store.save(&tree).await.expect("save");
+    let back = store.tree(tree.id()).await.expect("read").expect("stored");
+    assert_eq!(back, tree);
+    let facts = Facts::new().with("gender", "man").with("age", "25");
+    assert_eq!(back.evaluate(&facts).expect("decision").value, "100002");
+    assert!(matches!(
+        store.save(&tree).await,
+        Err(RepoError::Conflict(_))
+    ));
+    assert_eq!(
+        store.tree(TreeId::new(1).expect("id")).await.expect("read"),
+        None
+    );
+}
+
+async fn stock_sync_only_lowers(b: Backend) {
+    let e = env(b, 1, 1).await;
+    let store = e.storage.config();
+    let d = deployment(1, 7, "x");
+    store.deploy(&d).await.expect("deploy");
+    let id = d.activity.id();
+    assert!(store.sync_stock_left(id, 60).await.expect("sync"));
+    assert!(
+        !store
+            .sync_stock_left(id, 80)
+            .await
+            .expect("stale sync is ignored")
+    );
+    assert!(
+        !store
+            .sync_stock_left(id, 60)
+            .await
+            .expect("replay is ignored")
+    );
+    assert_eq!(store.stock_left(id).await.expect("read"), Some(60));
+    let award = d.strategy.awards()[1].award_id;
+    assert!(
+        store
+            .sync_award_left(d.strategy.id(), award, 10)
+            .await
+            .expect("sync")
+    );
+    assert!(
+        !store
+            .sync_award_left(d.strategy.id(), award, 20)
+            .await
+            .expect("sync")
+    );
+    let left = store.award_stock_left(d.strategy.id()).await.expect("read");
+    assert_eq!(
+        left,
+        vec![(d.strategy.awards()[0].award_id, 1), (award, 10)]
+    );
+}
