@@ -18,11 +18,24 @@ const DOMAIN: &[&str] = &[
 ];
 
 /// Crate names (or prefixes followed by '-') that only adapters may use.
-const INFRASTRUCTURE: &[&str] =
-    &["sqlx", "axum", "redis", "deadpool", "lapin", "tokio", "hyper", "reqwest", "mio", "tower", "amq-protocol"];
+const INFRASTRUCTURE: &[&str] = &[
+    "sqlx",
+    "axum",
+    "redis",
+    "deadpool",
+    "lapin",
+    "tokio",
+    "hyper",
+    "reqwest",
+    "mio",
+    "tower",
+    "amq-protocol",
+];
 
 fn is_infrastructure(name: &str) -> bool {
-    INFRASTRUCTURE.iter().any(|bad| name == *bad || name.starts_with(&format!("{bad}-")))
+    INFRASTRUCTURE
+        .iter()
+        .any(|bad| name == *bad || name.starts_with(&format!("{bad}-")))
 }
 
 fn metadata() -> Value {
@@ -32,7 +45,11 @@ fn metadata() -> Value {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata runs");
-    assert!(out.status.success(), "cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON")
 }
 
@@ -78,7 +95,9 @@ fn domain_crates_do_not_reach_infrastructure() {
     let mut checked = BTreeSet::new();
     let mut violations = Vec::new();
     for member in &members {
-        let Some((name, _)) = graph.get(*member) else { continue };
+        let Some((name, _)) = graph.get(*member) else {
+            continue;
+        };
         if !DOMAIN.contains(&name.as_str()) {
             continue;
         }
@@ -90,7 +109,9 @@ fn domain_crates_do_not_reach_infrastructure() {
             if !seen.insert(id.clone()) {
                 continue;
             }
-            let Some((_, deps)) = graph.get(&id) else { continue };
+            let Some((_, deps)) = graph.get(&id) else {
+                continue;
+            };
             for dep in deps {
                 let dep_name = graph.get(dep).map_or(dep.as_str(), |(n, _)| n.as_str());
                 let mut next = path.clone();
@@ -104,8 +125,15 @@ fn domain_crates_do_not_reach_infrastructure() {
         }
     }
     let expected: BTreeSet<String> = DOMAIN.iter().map(|s| (*s).to_owned()).collect();
-    assert_eq!(checked, expected, "every domain crate must be a workspace member and be checked");
-    assert!(violations.is_empty(), "domain crates reach infrastructure:\n{}", violations.join("\n"));
+    assert_eq!(
+        checked, expected,
+        "every domain crate must be a workspace member and be checked"
+    );
+    assert!(
+        violations.is_empty(),
+        "domain crates reach infrastructure:\n{}",
+        violations.join("\n")
+    );
 }
 
 #[test]

@@ -13,24 +13,35 @@ use lottery_testkit::TcpProxy;
 async fn a_connection_cut_mid_win_leaves_all_or_nothing() {
     let e = env(Backend::MariaDb, 1, 2).await;
     let shard = e.urls[1].clone();
-    let (host, port) = lottery_testkit::url::host_port(&shard).expect("shard url has host and port");
+    let (host, port) =
+        lottery_testkit::url::host_port(&shard).expect("shard url has host and port");
     let target = tokio::net::lookup_host((host.as_str(), port))
         .await
         .expect("resolve")
         .next()
         .expect("an address");
     let proxy = TcpProxy::start(target).await.expect("proxy");
-    let mut config = RouterConfig::new(e.urls[0].clone(), vec![proxy.proxied_url(&shard).expect("proxied url")], 2);
+    let mut config = RouterConfig::new(
+        e.urls[0].clone(),
+        vec![proxy.proxied_url(&shard).expect("proxied url")],
+        2,
+    );
     // A cut connection must fail fast rather than wait out the default acquire timeout.
     config.acquire_timeout_ms = 700;
     config.max_connections = 1;
-    let via_proxy = Storage::connect(&config).await.expect("connect through the proxy");
+    let via_proxy = Storage::connect(&config)
+        .await
+        .expect("connect through the proxy");
 
     let (takes, orders, outbox) = (e.storage.takes(), e.storage.orders(), e.storage.outbox());
     let (mut committed, mut failed) = (0, 0);
     for i in 0..70i64 {
         let u = user(&format!("cut-{i}"));
-        let TakeOutcome::Recorded(t) = takes.record_take(&take(i + 1, &u, 1), 1).await.expect("take") else {
+        let TakeOutcome::Recorded(t) = takes
+            .record_take(&take(i + 1, &u, 1), 1)
+            .await
+            .expect("take")
+        else {
             panic!("quota")
         };
         let (o, m) = order(10_000 + i, &t);
@@ -40,9 +51,16 @@ async fn a_connection_cut_mid_win_leaves_all_or_nothing() {
         let result = via_proxy.orders().record_win(&o, &m).await;
         proxy.restore().await.expect("restore");
 
-        let take_open = takes.open_take(&u, t.activity_id).await.expect("read").is_some();
+        let take_open = takes
+            .open_take(&u, t.activity_id)
+            .await
+            .expect("read")
+            .is_some();
         let stored = orders.order(&u, o.order_id).await.expect("read");
-        let pending = outbox.due(chrono::Utc::now() + chrono::Duration::days(3650), 10_000).await.expect("scan");
+        let pending = outbox
+            .due(chrono::Utc::now() + chrono::Duration::days(3650), 10_000)
+            .await
+            .expect("scan");
         let in_outbox = pending.iter().any(|r| r.message.message_id == m.message_id);
         let all = !take_open && stored.is_some() && in_outbox;
         let nothing = take_open && stored.is_none() && !in_outbox;
@@ -61,5 +79,8 @@ async fn a_connection_cut_mid_win_leaves_all_or_nothing() {
         }
     }
     eprintln!("{committed} committed, {failed} cut");
-    assert!(committed > 0 && failed > 0, "the cut must land both before and after the commit ({committed} ok, {failed} cut)");
+    assert!(
+        committed > 0 && failed > 0,
+        "the cut must land both before and after the commit ({committed} ok, {failed} cut)"
+    );
 }
