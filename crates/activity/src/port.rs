@@ -100,25 +100,48 @@ pub trait OrderRepository: Send + Sync {
 /// What one draw asks of the stock in one atomic step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StockClaim {
+    /// Makes the claim idempotent: a retried claim with the same id returns the first
+    /// outcome and takes nothing more. The take id the claim is for.
+    pub claim_id: TakeId,
     pub activity_id: ActivityId,
     pub user_id: UserId,
+    /// Take one unit of activity stock and one of the user's takes. False when the draw
+    /// reuses a take granted earlier and only the award's stock is needed.
+    pub take: bool,
     pub take_limit: u32,
     /// The drawn award, whose prize stock must be taken too.
     pub award: Option<AwardId>,
     /// Taken instead when `award` is out of stock.
     pub fallback: Option<AwardId>,
+    /// Every key the claim touches expires after this time (the activity's end plus a margin),
+    /// so no stock or guard key lives forever.
+    pub expires_at: DateTime<Utc>,
 }
 
 /// What the stock step granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClaimOutcome {
-    /// A take was granted; `award` is the prize whose stock was taken, if any.
+    /// The take (if asked) was granted. `award` is the prize whose stock was taken: the drawn
+    /// one, or the fallback (`fallback: true`) when the drawn one was out of stock, or none
+    /// when both were. `award_exhausted` reports that the drawn award had no stock left.
     Granted {
         award: Option<AwardId>,
         fallback: bool,
+        award_exhausted: bool,
     },
+    /// No activity stock left: nothing was taken.
     SoldOut,
+    /// The user has used all their takes: nothing was taken.
     QuotaExhausted,
+}
+
+/// Which stock the store does not hold yet and must be loaded from the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    /// The activity's stock (and its awards' stock).
+    Activity(ActivityId),
+    /// The user's take count for the activity.
+    User(ActivityId, UserId),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -126,19 +149,46 @@ pub enum StockError {
     /// The stock store is unreachable: nothing was taken.
     #[error("stock service unavailable: {0}")]
     Unavailable(String),
-    /// The store holds no stock for this activity yet; load it first.
-    #[error("stock for activity {0} is not loaded")]
-    NotLoaded(ActivityId),
+    /// The store holds no stock for this yet; load it and claim again.
+    #[error("stock not loaded: {0:?}")]
+    NotLoaded(Missing),
+}
+
+/// The stock of one activity as the database knows it, to (re)load the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockSnapshot {
+    pub activity_id: ActivityId,
+    pub stock_left: u64,
+    pub awards_left: Vec<(AwardId, u64)>,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// Atomic stock and quotas (Redis in cluster mode, in memory embedded).
 #[async_trait::async_trait]
 pub trait StockLedger: Send + Sync {
     /// Checks and takes the activity stock, the user's quota and, for a win, the award's stock,
-    /// all or nothing.
+    /// all or nothing, in one step.
     async fn claim(&self, claim: &StockClaim) -> Result<ClaimOutcome, StockError>;
-    /// Gives back what a claim took, when a later step failed.
-    async fn release(&self, claim: &StockClaim, granted: &ClaimOutcome) -> Result<(), StockError>;
+    /// Gives back what a claim took, when a later step failed. Idempotent: only a claim that
+    /// is still held is given back, once.
+    async fn release(&self, claim: &StockClaim) -> Result<(), StockError>;
+    /// Loads an activity's stock if the store has none (never overwrites what it holds, so a
+    /// stale database value cannot raise live stock).
+    async fn load_activity(&self, snapshot: &StockSnapshot) -> Result<(), StockError>;
+    /// Loads a user's used takes if the store has none.
+    async fn load_user(
+        &self,
+        activity: ActivityId,
+        user: &UserId,
+        used: u32,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StockError>;
     /// Activity stock left, `None` when not loaded.
     async fn stock_left(&self, activity: ActivityId) -> Result<Option<u64>, StockError>;
+    /// Stock left of each award, `None` for an award not loaded.
+    async fn awards_left(
+        &self,
+        activity: ActivityId,
+        awards: &[AwardId],
+    ) -> Result<Vec<Option<u64>>, StockError>;
 }
