@@ -7,8 +7,11 @@ CREATE TABLE IF NOT EXISTS user_take{t} (
   take_number  INT         NOT NULL,
   taken_at     BIGINT      NOT NULL,
   state        VARCHAR(8)  NOT NULL,
+  idempotency_key VARCHAR(64) NULL,
   UNIQUE KEY uk_user_take_number (user_id, activity_id, take_number),
-  KEY idx_user_take_state (user_id, activity_id, state)
+  UNIQUE KEY uk_user_take_idem (user_id, idempotency_key),
+  KEY idx_user_take_state (user_id, activity_id, state),
+  KEY idx_user_take_activity (activity_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 CREATE TABLE IF NOT EXISTS user_take_count{t} (
@@ -37,5 +40,6 @@ CREATE TABLE IF NOT EXISTS win_order{t} (
   created_at     BIGINT        NOT NULL,
   granted_at     BIGINT        NULL,
   UNIQUE KEY uk_win_order_take (take_id),
-  KEY idx_win_order_user (user_id, created_at)
+  KEY idx_win_order_user (user_id, created_at),
+  KEY idx_win_order_award (activity_id, award_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

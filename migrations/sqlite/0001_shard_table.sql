@@ -6,12 +6,17 @@ CREATE TABLE IF NOT EXISTS user_take{t} (
   strategy_id INTEGER NOT NULL,
   take_number INTEGER NOT NULL,
   taken_at INTEGER NOT NULL,
-  state TEXT NOT NULL
+  state TEXT NOT NULL,
+  idempotency_key TEXT NULL
 );
 
 CREATE UNIQUE INDEX IF NOT EXISTS uk_user_take_number{t} ON user_take{t} (user_id, activity_id, take_number);
 
+CREATE UNIQUE INDEX IF NOT EXISTS uk_user_take_idem{t} ON user_take{t} (user_id, idempotency_key);
+
 CREATE INDEX IF NOT EXISTS idx_user_take_state{t} ON user_take{t} (user_id, activity_id, state);
+
+CREATE INDEX IF NOT EXISTS idx_user_take_activity{t} ON user_take{t} (activity_id);
 
 CREATE TABLE IF NOT EXISTS user_take_count{t} (
   user_id TEXT NOT NULL,
@@ -43,3 +48,5 @@ CREATE TABLE IF NOT EXISTS win_order{t} (
 CREATE UNIQUE INDEX IF NOT EXISTS uk_win_order_take{t} ON win_order{t} (take_id);
 
 CREATE INDEX IF NOT EXISTS idx_win_order_user{t} ON win_order{t} (user_id, created_at);
+
+CREATE INDEX IF NOT EXISTS idx_win_order_award{t} ON win_order{t} (activity_id, award_id);

@@ -12,8 +12,9 @@ pub use deployment::{Deployment, DeploymentError};
 pub use event::{AwardInvoice, EventPublisher, OutboxMessage, Participated, PublishError, Topic};
 pub use model::{Activity, ActivityError, ActivitySpec, ParticipationError};
 pub use port::{
-    ActivityFilter, ActivityRepository, ClaimOutcome, Missing, OrderRepository, Page, StockClaim,
-    StockError, StockLedger, StockSnapshot, TakeOutcome, TakeRepository,
+    ActivityFilter, ActivityRepository, ClaimOutcome, DrawRecord, DrawRepository, Missing,
+    OrderRepository, Page, PastDraw, RecordOutcome, StockClaim, StockCounts, StockError,
+    StockLedger, StockSnapshot, TakeOutcome, TakeRepository,
 };
 pub use records::{TakeState, UserTake, WinOrder};
 pub use state::{Action, ActivityState, TransitionError, UnknownName};

@@ -49,6 +49,20 @@ pub trait ActivityRepository: Send + Sync {
     ) -> RepoResult<bool>;
     /// Activities the scheduler may have to move on: approved or doing.
     async fn schedulable(&self, limit: u32) -> RepoResult<Vec<Activity>>;
+    /// The stock the database can vouch for: the configured stock less the takes and orders
+    /// recorded in every shard (and never more than the last synced values). `None` for an
+    /// unknown activity.
+    async fn stock_snapshot(&self, id: ActivityId) -> RepoResult<Option<StockCounts>>;
+    /// Brings the stored stock left down to the live values; never raises it, so stale or
+    /// replayed syncs are harmless.
+    async fn sync_stock(&self, id: ActivityId, counts: &StockCounts) -> RepoResult<()>;
+}
+
+/// Stock left of an activity and of each of its awards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockCounts {
+    pub stock_left: u64,
+    pub awards_left: Vec<(AwardId, u64)>,
 }
 
 /// The outcome of recording a take.
@@ -76,6 +90,47 @@ pub trait TakeRepository: Send + Sync {
         activity: Option<ActivityId>,
         page: Page,
     ) -> RepoResult<Vec<UserTake>>;
+}
+
+/// What one draw leaves in the user's shard, written in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrawRecord {
+    /// A take granted by this draw (counted against `limit`), or `None` when the draw used
+    /// an open take granted earlier.
+    pub new_take: Option<(UserTake, u32)>,
+    pub take_id: TakeId,
+    pub user_id: UserId,
+    /// The client's idempotency key, stored on the take so a replay finds this draw.
+    pub idempotency_key: Option<String>,
+    /// The order and its outbox message for a win; `None` for a loss (the take is consumed).
+    pub win: Option<(WinOrder, OutboxMessage)>,
+}
+
+/// How a draw record fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordOutcome {
+    Recorded,
+    /// The database's counter says the user has no takes left (the stock store disagreed).
+    QuotaExhausted,
+    /// The take was not open any more (drawn concurrently).
+    TakeNotOpen,
+    /// The idempotency key was already used by another draw.
+    DuplicateKey,
+}
+
+/// A past draw found by its idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PastDraw {
+    pub take: UserTake,
+    pub order: Option<WinOrder>,
+}
+
+/// Records draws (sharded by user). Implementations may group concurrent draws of one shard
+/// into one transaction; each record still succeeds or fails as a whole.
+#[async_trait::async_trait]
+pub trait DrawRepository: Send + Sync {
+    async fn record_draw(&self, record: DrawRecord) -> RepoResult<RecordOutcome>;
+    async fn find_by_key(&self, user: &UserId, key: &str) -> RepoResult<Option<PastDraw>>;
 }
 
 /// Win orders and their outbox rows (sharded by user).

@@ -1,6 +1,6 @@
 /// What a repository adapter reports. Adapters fill these in from their driver's errors, so
 /// the domain and the application never see a driver type.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RepoError {
     /// A unique key or compare-and-set said no: someone else got there first.
     #[error("conflict: {0}")]

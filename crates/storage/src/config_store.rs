@@ -3,6 +3,7 @@
 use chrono::Utc;
 use lottery_activity::{
     Activity, ActivityFilter, ActivityRepository, ActivitySpec, ActivityState, Deployment, Page,
+    StockCounts,
 };
 use lottery_award::{Award, AwardRepository};
 use lottery_domain::{ActivityId, AwardId, RepoResult, StrategyId};
@@ -87,6 +88,43 @@ impl ConfigStore {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Takes and wins per award recorded for an activity across every shard table.
+    async fn recorded(&self, id: ActivityId) -> RepoResult<(u64, Vec<(AwardId, u64)>)> {
+        let per_table = self
+            .router
+            .fan_out(|route, pool| async move {
+                let takes: i64 =
+                    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {} WHERE activity_id = ?", route.table("user_take")))
+                        .bind(id.get())
+                        .fetch_one(&pool)
+                        .await?;
+                let won = sqlx::query(&format!(
+                    "SELECT award_id, COUNT(*) AS n FROM {} WHERE activity_id = ? GROUP BY award_id",
+                    route.table("win_order")
+                ))
+                .bind(id.get())
+                .fetch_all(&pool)
+                .await?;
+                Ok::<_, sqlx::Error>((takes, won))
+            })
+            .await
+            .map_err(repo)?;
+        let mut takes = 0u64;
+        let mut won: Vec<(AwardId, u64)> = Vec::new();
+        for (_, (t, rows)) in per_table {
+            takes += t.max(0) as u64;
+            for r in rows {
+                let award = parse("award_id", AwardId::new(int(&r, "award_id")?))?;
+                let n = int(&r, "n")?.max(0) as u64;
+                match won.iter_mut().find(|(a, _)| *a == award) {
+                    Some((_, total)) => *total += n,
+                    None => won.push((award, n)),
+                }
+            }
+        }
+        Ok((takes, won))
     }
 
     /// Activity stock left as last synced to the database.
@@ -318,6 +356,63 @@ impl ActivityRepository for ConfigStore {
         .await
         .map_err(repo)?;
         Ok(r.rows_affected() == 1)
+    }
+
+    async fn stock_snapshot(&self, id: ActivityId) -> RepoResult<Option<StockCounts>> {
+        let Some(head) = sqlx::query(
+            "SELECT stock, stock_left, strategy_id FROM activity WHERE activity_id = ?",
+        )
+        .bind(id.get())
+        .fetch_optional(self.router.global())
+        .await
+        .map_err(repo)?
+        else {
+            return Ok(None);
+        };
+        let strategy = parse("strategy_id", StrategyId::new(int(&head, "strategy_id")?))?;
+        let awards = sqlx::query(
+            "SELECT award_id, award_count, award_left FROM strategy_award WHERE strategy_id = ? ORDER BY position",
+        )
+        .bind(strategy.get())
+        .fetch_all(self.router.global())
+        .await
+        .map_err(repo)?;
+        // What the shards have recorded is the truth; synced values may only be lower.
+        let (takes, won) = self.recorded(id).await?;
+        let stock = int(&head, "stock")?.max(0) as u64;
+        let stock_left = (int(&head, "stock_left")?.max(0) as u64).min(stock.saturating_sub(takes));
+        let awards_left = awards
+            .iter()
+            .map(|r| {
+                let award = parse("award_id", AwardId::new(int(r, "award_id")?))?;
+                let count = int(r, "award_count")?.max(0) as u64;
+                let synced = int(r, "award_left")?.max(0) as u64;
+                let used = won.iter().find(|(a, _)| *a == award).map_or(0, |(_, n)| *n);
+                Ok((award, synced.min(count.saturating_sub(used))))
+            })
+            .collect::<RepoResult<Vec<_>>>()?;
+        Ok(Some(StockCounts {
+            stock_left,
+            awards_left,
+        }))
+    }
+
+    async fn sync_stock(&self, id: ActivityId, counts: &StockCounts) -> RepoResult<()> {
+        self.sync_stock_left(id, counts.stock_left).await?;
+        let Some(strategy) =
+            sqlx::query_scalar::<_, i64>("SELECT strategy_id FROM activity WHERE activity_id = ?")
+                .bind(id.get())
+                .fetch_optional(self.router.global())
+                .await
+                .map_err(repo)?
+        else {
+            return Ok(());
+        };
+        let strategy = parse("strategy_id", StrategyId::new(strategy))?;
+        for (award, left) in &counts.awards_left {
+            self.sync_award_left(strategy, *award, *left).await?;
+        }
+        Ok(())
     }
 
     async fn schedulable(&self, limit: u32) -> RepoResult<Vec<Activity>> {

@@ -7,6 +7,7 @@
 //! Dialect differences are confined to [`db_router::Dialect`] and the `migrations/` files.
 
 mod config_store;
+mod draw_store;
 mod error;
 mod migrate;
 mod order_store;
@@ -18,6 +19,7 @@ mod take_store;
 use db_router::{Router, RouterConfig};
 
 pub use config_store::ConfigStore;
+pub use draw_store::{BatchOptions, DrawStore};
 pub use error::StorageError;
 pub use migrate::MIGRATIONS;
 pub use order_store::OrderStore;
@@ -61,6 +63,16 @@ impl Storage {
 
     pub fn orders(&self) -> OrderStore {
         OrderStore::new(self.router.clone())
+    }
+
+    /// Draw records, one transaction per draw.
+    pub fn draws(&self) -> DrawStore {
+        DrawStore::new(self.router.clone())
+    }
+
+    /// Draw records with group commit per shard database (needs a Tokio runtime).
+    pub fn batched_draws(&self, options: BatchOptions) -> DrawStore {
+        DrawStore::batched(self.router.clone(), options)
     }
 
     pub fn outbox(&self) -> OutboxStore {

@@ -8,6 +8,7 @@ use lottery_domain::{
     ActivityId, AwardId, OrderId, RepoError, RepoResult, StrategyId, TakeId, UserId,
 };
 use sqlx::any::AnyRow;
+use sqlx::{Any, AnyPool, Transaction};
 
 use crate::error::{repo, retrying, router};
 use crate::outbox::insert_outbox;
@@ -53,6 +54,51 @@ fn order_from(row: &AnyRow) -> RepoResult<WinOrder> {
     })
 }
 
+pub(crate) async fn insert_order(
+    tx: &mut Transaction<'_, Any>,
+    table: &str,
+    order: &WinOrder,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!(
+        "INSERT INTO {table} ({ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ))
+    .bind(order.order_id.get())
+    .bind(order.take_id.get())
+    .bind(order.user_id.as_str())
+    .bind(order.activity_id.get())
+    .bind(order.strategy_id.get())
+    .bind(order.mode.as_str())
+    .bind(order.award.id.get())
+    .bind(order.award.kind.as_str())
+    .bind(order.award.name.as_str())
+    .bind(order.award.content.as_str())
+    .bind(i64::from(order.fallback))
+    .bind(order.grant_state.as_str())
+    .bind(order.delivery.as_deref())
+    .bind(millis(order.created_at))
+    .bind(order.granted_at.map(millis))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn order_by_take(
+    pool: &AnyPool,
+    table: &str,
+    user: &UserId,
+    take: TakeId,
+) -> RepoResult<Option<WinOrder>> {
+    let row = sqlx::query(&format!(
+        "SELECT {ORDER_COLUMNS} FROM {table} WHERE take_id = ? AND user_id = ?"
+    ))
+    .bind(take.get())
+    .bind(user.as_str())
+    .fetch_optional(pool)
+    .await
+    .map_err(repo)?;
+    row.as_ref().map(order_from).transpose()
+}
+
 #[async_trait::async_trait]
 impl OrderRepository for OrderStore {
     async fn record_win(&self, order: &WinOrder, message: &OutboxMessage) -> RepoResult<()> {
@@ -61,10 +107,6 @@ impl OrderRepository for OrderStore {
         let consume = format!(
             "UPDATE {} SET state = 'used' WHERE take_id = ? AND user_id = ? AND state = 'open'",
             t.take
-        );
-        let insert = format!(
-            "INSERT INTO {} ({ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            t.order
         );
         let consumed = retrying(|| async {
             let mut tx = pool.begin().await?;
@@ -79,24 +121,7 @@ impl OrderRepository for OrderStore {
                 tx.rollback().await?;
                 return Ok(false);
             }
-            sqlx::query(&insert)
-                .bind(order.order_id.get())
-                .bind(order.take_id.get())
-                .bind(order.user_id.as_str())
-                .bind(order.activity_id.get())
-                .bind(order.strategy_id.get())
-                .bind(order.mode.as_str())
-                .bind(order.award.id.get())
-                .bind(order.award.kind.as_str())
-                .bind(order.award.name.as_str())
-                .bind(order.award.content.as_str())
-                .bind(i64::from(order.fallback))
-                .bind(order.grant_state.as_str())
-                .bind(order.delivery.as_deref())
-                .bind(millis(order.created_at))
-                .bind(order.granted_at.map(millis))
-                .execute(&mut *tx)
-                .await?;
+            insert_order(&mut tx, &t.order, order).await?;
             insert_outbox(&mut tx, message).await?;
             tx.commit().await?;
             Ok(true)

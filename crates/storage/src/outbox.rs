@@ -43,7 +43,7 @@ pub struct OutboxRow {
 }
 
 pub(crate) async fn insert_outbox(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     m: &OutboxMessage,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(

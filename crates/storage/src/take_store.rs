@@ -1,7 +1,7 @@
 //! Takes and per-user take counters, in the table the user id routes to.
 
 use chrono::Utc;
-use db_router::{Route, Router};
+use db_router::{Dialect, Route, Router};
 use lottery_activity::{Page, TakeOutcome, TakeRepository, TakeState, UserTake};
 use lottery_domain::{ActivityId, RepoResult, StrategyId, TakeId, UserId};
 use sqlx::any::AnyRow;
@@ -10,7 +10,7 @@ use sqlx::{Any, Transaction};
 use crate::error::{corrupt, repo, retrying, router};
 use crate::rows::{int, millis, parse, text, time, u32_of};
 
-const TAKE_COLUMNS: &str =
+pub(crate) const TAKE_COLUMNS: &str =
     "take_id, user_id, activity_id, strategy_id, take_number, taken_at, state";
 
 #[derive(Debug, Clone)]
@@ -59,66 +59,75 @@ impl TakeStore {
     pub fn new(router: Router) -> Self {
         Self { router }
     }
+}
 
-    /// Counts one more take on the user's counter if the limit allows; returns the new count
-    /// (the take's number) or `None` when the quota is used up.
-    async fn bump_counter(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        t: &UserTables,
-        take: &UserTake,
-        limit: u32,
-    ) -> Result<Option<i64>, sqlx::Error> {
-        let now = millis(Utc::now());
-        let bump = format!(
-            "UPDATE {} SET used = used + 1, take_limit = ?, updated_at = ? \
-             WHERE user_id = ? AND activity_id = ? AND used < ?",
+/// Counts one more take on the user's counter if the limit allows; returns the new count
+/// (the take's number) or `None` when the quota is used up.
+pub(crate) async fn bump_counter(
+    tx: &mut Transaction<'_, Any>,
+    dialect: Dialect,
+    t: &UserTables,
+    user: &UserId,
+    activity: ActivityId,
+    limit: u32,
+) -> Result<Option<i64>, sqlx::Error> {
+    let now = millis(Utc::now());
+    let bump = format!(
+        "UPDATE {} SET used = used + 1, take_limit = ?, updated_at = ? \
+         WHERE user_id = ? AND activity_id = ? AND used < ?",
+        t.count
+    );
+    let mut counted = run_bump(tx, &bump, now, user, activity, limit).await?;
+    if !counted {
+        // First take: create the counter. If a concurrent first take created it meanwhile,
+        // the insert is ignored (after waiting for that transaction) and the bump retried.
+        let create = format!(
+            "{} {} (user_id, activity_id, take_limit, used, updated_at) VALUES (?, ?, ?, 1, ?)",
+            dialect.insert_ignore_into(),
             t.count
         );
-        let run_bump = async |tx: &mut Transaction<'static, Any>| {
-            sqlx::query(&bump)
-                .bind(i64::from(limit))
-                .bind(now)
-                .bind(take.user_id.as_str())
-                .bind(take.activity_id.get())
-                .bind(i64::from(limit))
-                .execute(&mut **tx)
-                .await
-                .map(|r| r.rows_affected() == 1)
-        };
-        let mut counted = run_bump(tx).await?;
-        if !counted {
-            // First take: create the counter. If a concurrent first take created it meanwhile,
-            // the insert is ignored (after waiting for that transaction) and the bump retried.
-            let create = format!(
-                "{} {} (user_id, activity_id, take_limit, used, updated_at) VALUES (?, ?, ?, 1, ?)",
-                self.router.dialect().insert_ignore_into(),
-                t.count
-            );
-            let inserted = sqlx::query(&create)
-                .bind(take.user_id.as_str())
-                .bind(take.activity_id.get())
-                .bind(i64::from(limit))
-                .bind(now)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected()
-                == 1;
-            counted = inserted || run_bump(tx).await?;
-        }
-        if !counted {
-            return Ok(None);
-        }
-        let used: i64 = sqlx::query_scalar(&format!(
-            "SELECT used FROM {} WHERE user_id = ? AND activity_id = ?",
-            t.count
-        ))
-        .bind(take.user_id.as_str())
-        .bind(take.activity_id.get())
-        .fetch_one(&mut **tx)
-        .await?;
-        Ok(Some(used))
+        let inserted = sqlx::query(&create)
+            .bind(user.as_str())
+            .bind(activity.get())
+            .bind(i64::from(limit))
+            .bind(now)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+            == 1;
+        counted = inserted || run_bump(tx, &bump, now, user, activity, limit).await?;
     }
+    if !counted {
+        return Ok(None);
+    }
+    let used: i64 = sqlx::query_scalar(&format!(
+        "SELECT used FROM {} WHERE user_id = ? AND activity_id = ?",
+        t.count
+    ))
+    .bind(user.as_str())
+    .bind(activity.get())
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(Some(used))
+}
+
+async fn run_bump(
+    tx: &mut Transaction<'_, Any>,
+    sql: &str,
+    now: i64,
+    user: &UserId,
+    activity: ActivityId,
+    limit: u32,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(sql)
+        .bind(i64::from(limit))
+        .bind(now)
+        .bind(user.as_str())
+        .bind(activity.get())
+        .bind(i64::from(limit))
+        .execute(&mut **tx)
+        .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 #[async_trait::async_trait]
@@ -147,7 +156,16 @@ impl TakeRepository for TakeStore {
         );
         let number = retrying(|| async {
             let mut tx = pool.begin().await?;
-            let Some(number) = self.bump_counter(&mut tx, &t, take, limit).await? else {
+            let Some(number) = bump_counter(
+                &mut tx,
+                self.router.dialect(),
+                &t,
+                &take.user_id,
+                take.activity_id,
+                limit,
+            )
+            .await?
+            else {
                 tx.rollback().await?;
                 return Ok(None);
             };

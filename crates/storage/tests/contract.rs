@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use common::{Backend, deployment, env, order, t0, take, user};
 use lottery_activity::{
-    ActivityFilter, ActivityRepository, ActivityState, OrderRepository, Page, TakeOutcome,
-    TakeRepository, TakeState,
+    ActivityFilter, ActivityRepository, ActivityState, DrawRecord, DrawRepository, OrderRepository,
+    Page, RecordOutcome, StockCounts, TakeOutcome, TakeRepository, TakeState,
 };
 use lottery_award::{AwardRepository, GrantState};
 use lottery_domain::{ActivityId, RepoError, StrategyId, TreeId};
 use lottery_rule::{Facts, Line, LineOp, Node, RuleTree, RuleTreeRepository};
-use lottery_storage::OutboxState;
+use lottery_storage::{BatchOptions, OutboxState};
 use lottery_strategy::StrategyRepository;
 
 contract_tests!(
@@ -31,6 +31,9 @@ contract_tests!(
     rows_land_where_the_router_says,
     rule_trees_round_trip,
     stock_sync_only_lowers,
+    draws_record_takes_orders_and_keys,
+    batched_draws_commit_each_draw_once,
+    stock_snapshot_counts_what_shards_recorded,
 );
 
 async fn migrations_are_idempotent(b: Backend) {
@@ -638,5 +641,266 @@ async fn stock_sync_only_lowers(b: Backend) {
     assert_eq!(
         left,
         vec![(d.strategy.awards()[0].award_id, 1), (award, 10)]
+    );
+}
+
+fn new_draw(
+    take_id: i64,
+    who: &str,
+    limit: u32,
+    key: Option<&str>,
+    win: Option<i64>,
+) -> DrawRecord {
+    let u = user(who);
+    let t = take(take_id, &u, 1);
+    DrawRecord {
+        new_take: Some((t.clone(), limit)),
+        take_id: t.take_id,
+        user_id: u,
+        idempotency_key: key.map(str::to_owned),
+        win: win.map(|o| order(o, &t)),
+    }
+}
+
+async fn draws_record_takes_orders_and_keys(b: Backend) {
+    let e = env(b, 2, 2).await;
+    let (draws, takes, orders) = (e.storage.draws(), e.storage.takes(), e.storage.orders());
+    let u = user("drawer");
+    let a = ActivityId::new(1).expect("id");
+    // A win with a new take, under a key.
+    assert_eq!(
+        draws
+            .record_draw(new_draw(1, "drawer", 2, Some("k1"), Some(900)))
+            .await,
+        Ok(RecordOutcome::Recorded)
+    );
+    // A loss with a new take.
+    assert_eq!(
+        draws
+            .record_draw(new_draw(2, "drawer", 2, None, None))
+            .await,
+        Ok(RecordOutcome::Recorded)
+    );
+    // Over the limit: nothing is written.
+    assert_eq!(
+        draws
+            .record_draw(new_draw(3, "drawer", 2, None, None))
+            .await,
+        Ok(RecordOutcome::QuotaExhausted)
+    );
+    assert_eq!(takes.takes_used(&u, a).await.expect("read"), 2);
+    let listed = takes.takes(&u, None, Page::new(0, 10)).await.expect("list");
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|t| t.state == TakeState::Used));
+    assert_eq!(
+        orders
+            .orders(&u, Page::new(0, 10))
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+
+    // A key used again is reported, and the replay finds the first draw.
+    assert_eq!(
+        draws
+            .record_draw(new_draw(4, "drawer", 5, Some("k1"), None))
+            .await,
+        Ok(RecordOutcome::DuplicateKey)
+    );
+    assert_eq!(
+        takes.takes_used(&u, a).await.expect("read"),
+        2,
+        "the clashing draw left nothing"
+    );
+    let past = draws
+        .find_by_key(&u, "k1")
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(past.take.take_id.get(), 1);
+    assert_eq!(past.order.map(|o| o.order_id.get()), Some(900));
+    assert_eq!(draws.find_by_key(&u, "nope").await.expect("read"), None);
+    assert_eq!(
+        draws.find_by_key(&user("other"), "k1").await.expect("read"),
+        None
+    );
+
+    // Drawing an open take granted earlier: consumed once.
+    let TakeOutcome::Recorded(open) = takes.record_take(&take(10, &u, 2), 3).await.expect("take")
+    else {
+        panic!()
+    };
+    let reuse = |key: &str| DrawRecord {
+        new_take: None,
+        take_id: open.take_id,
+        user_id: u.clone(),
+        idempotency_key: Some(key.to_owned()),
+        win: Some(order(901, &open)),
+    };
+    assert_eq!(
+        draws.record_draw(reuse("k2")).await,
+        Ok(RecordOutcome::Recorded)
+    );
+    assert_eq!(
+        draws.record_draw(reuse("k3")).await,
+        Ok(RecordOutcome::TakeNotOpen)
+    );
+    assert_eq!(
+        orders
+            .orders(&u, Page::new(0, 10))
+            .await
+            .expect("list")
+            .len(),
+        2
+    );
+    assert_eq!(
+        e.storage
+            .outbox()
+            .count(OutboxState::Pending)
+            .await
+            .expect("count"),
+        2
+    );
+}
+
+async fn batched_draws_commit_each_draw_once(b: Backend) {
+    let e = env(b, 2, 2).await;
+    let draws = Arc::new(e.storage.batched_draws(BatchOptions::default()));
+    // 300 users drawing at once, each twice with a limit of 1, plus a key clash per user.
+    let tasks: Vec<_> = (0..300i64)
+        .map(|i| {
+            let draws = draws.clone();
+            tokio::spawn(async move {
+                let who = format!("batch-{i}");
+                let first = draws
+                    .record_draw(new_draw(
+                        i * 10 + 1,
+                        &who,
+                        1,
+                        Some("once"),
+                        Some(50_000 + i),
+                    ))
+                    .await;
+                let second = draws
+                    .record_draw(new_draw(i * 10 + 2, &who, 1, None, None))
+                    .await;
+                let clash = draws
+                    .record_draw(new_draw(i * 10 + 3, &who, 5, Some("once"), None))
+                    .await;
+                (first, second, clash)
+            })
+        })
+        .collect();
+    for t in tasks {
+        let (first, second, clash) = t.await.expect("task");
+        assert_eq!(first, Ok(RecordOutcome::Recorded));
+        assert_eq!(second, Ok(RecordOutcome::QuotaExhausted));
+        assert_eq!(clash, Ok(RecordOutcome::DuplicateKey));
+    }
+    assert_eq!(
+        e.storage
+            .outbox()
+            .count(OutboxState::Pending)
+            .await
+            .expect("count"),
+        300
+    );
+    let orders = e.storage.orders();
+    for i in (0..300).step_by(37) {
+        let who = user(&format!("batch-{i}"));
+        assert_eq!(
+            orders
+                .orders(&who, Page::new(0, 10))
+                .await
+                .expect("list")
+                .len(),
+            1
+        );
+    }
+}
+
+async fn stock_snapshot_counts_what_shards_recorded(b: Backend) {
+    let e = env(b, 2, 4).await;
+    let config = e.storage.config();
+    let d = deployment(1, 7, "counted");
+    config.deploy(&d).await.expect("deploy");
+    let (rare, common) = (
+        d.strategy.awards()[0].award_id,
+        d.strategy.awards()[1].award_id,
+    );
+    let full = config
+        .stock_snapshot(d.activity.id())
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(
+        full,
+        StockCounts {
+            stock_left: 100,
+            awards_left: vec![(rare, 1), (common, 50)]
+        }
+    );
+
+    let draws = e.storage.draws();
+    for i in 0..12i64 {
+        let u = user(&format!("snap-{i}"));
+        let mut t = take(i + 1, &u, 1);
+        t.strategy_id = d.strategy.id();
+        let win = (i < 5).then(|| {
+            let (mut o, m) = order(70_000 + i, &t);
+            o.award.id = common;
+            (o, m)
+        });
+        let r = DrawRecord {
+            new_take: Some((t.clone(), 3)),
+            take_id: t.take_id,
+            user_id: u,
+            idempotency_key: None,
+            win,
+        };
+        assert_eq!(draws.record_draw(r).await, Ok(RecordOutcome::Recorded));
+    }
+    let counted = config
+        .stock_snapshot(d.activity.id())
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(
+        counted,
+        StockCounts {
+            stock_left: 88,
+            awards_left: vec![(rare, 1), (common, 45)]
+        }
+    );
+    // Synced lower values win; higher ones are ignored.
+    config
+        .sync_stock(
+            d.activity.id(),
+            &StockCounts {
+                stock_left: 80,
+                awards_left: vec![(rare, 0), (common, 60)],
+            },
+        )
+        .await
+        .expect("sync");
+    let after = config
+        .stock_snapshot(d.activity.id())
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(
+        after,
+        StockCounts {
+            stock_left: 80,
+            awards_left: vec![(rare, 0), (common, 45)]
+        }
+    );
+    assert_eq!(
+        config
+            .stock_snapshot(ActivityId::new(404).expect("id"))
+            .await
+            .expect("read"),
+        None
     );
 }

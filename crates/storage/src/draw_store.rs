@@ -1,0 +1,265 @@
+//! Recording draws, with group commit: one writer per shard database takes every draw queued
+//! for that database and commits them in one transaction, each inside its own savepoint. A
+//! draw's answer waits for the commit, so nothing is acknowledged before it is durable, but
+//! under load one fsync serves many draws. At low load a draw is written at once (nothing
+//! waits for a batch to fill).
+
+use std::sync::Arc;
+
+use db_router::{Dialect, Route, Router};
+use lottery_activity::{DrawRecord, DrawRepository, PastDraw, RecordOutcome, TakeState};
+use lottery_domain::{RepoError, RepoResult, UserId};
+use sqlx::{Any, AnyPool, Transaction};
+use tokio::sync::{mpsc, oneshot};
+use tracing::warn;
+
+use crate::error::{is_contention, repo, retrying, router};
+use crate::order_store::{insert_order, order_by_take};
+use crate::outbox::insert_outbox;
+use crate::rows::millis;
+use crate::take_store::{TAKE_COLUMNS, UserTables, bump_counter, take_from};
+
+/// How draws are grouped.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchOptions {
+    /// At most this many draws per transaction.
+    pub max_rows: usize,
+    /// Draws that may wait for a writer, per shard database, before callers wait to enqueue.
+    pub queue: usize,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        Self {
+            max_rows: 128,
+            queue: 4096,
+        }
+    }
+}
+
+struct Job {
+    record: DrawRecord,
+    reply: oneshot::Sender<RepoResult<RecordOutcome>>,
+}
+
+/// Records draws, one transaction per draw or grouped per shard database.
+#[derive(Clone)]
+pub struct DrawStore {
+    router: Router,
+    /// One queue per shard database when batching.
+    writers: Option<Arc<Vec<mpsc::Sender<Job>>>>,
+}
+
+impl std::fmt::Debug for DrawStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DrawStore")
+            .field("batched", &self.writers.is_some())
+            .finish()
+    }
+}
+
+impl DrawStore {
+    /// One transaction per draw.
+    pub fn new(router: Router) -> Self {
+        Self {
+            router,
+            writers: None,
+        }
+    }
+
+    /// Group commit: spawns one writer task per shard database. The tasks end, after writing
+    /// what is queued, when the last clone of this store is dropped.
+    pub fn batched(router: Router, options: BatchOptions) -> Self {
+        let mut writers = Vec::new();
+        for db in router.routes().filter(|r| r.table == 0) {
+            let (tx, rx) = mpsc::channel(options.queue.max(1));
+            tokio::spawn(writer(router.clone(), db, rx, options.max_rows.max(1)));
+            writers.push(tx);
+        }
+        Self {
+            router,
+            writers: Some(Arc::new(writers)),
+        }
+    }
+}
+
+async fn writer(router: Router, db: Route, mut rx: mpsc::Receiver<Job>, max_rows: usize) {
+    let Ok(pool) = router.pool(&db).cloned() else {
+        warn!(
+            db = db.db,
+            "no pool for shard database; draw writer not started"
+        );
+        return;
+    };
+    let dialect = router.dialect();
+    let mut batch = Vec::with_capacity(max_rows);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        // Take what else is already queued; never wait for more.
+        while batch.len() < max_rows {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let records: Vec<&DrawRecord> = batch.iter().map(|j| &j.record).collect();
+        let results = write_batch(&router, &pool, dialect, &records).await;
+        for (job, result) in batch.drain(..).zip(results) {
+            // The caller may have gone away; its draw is recorded all the same.
+            let _ = job.reply.send(result);
+        }
+    }
+}
+
+/// Writes records of one shard database in one transaction, a savepoint each, so one bad
+/// record fails alone. Lock contention reruns the whole batch.
+async fn write_batch(
+    router: &Router,
+    pool: &AnyPool,
+    dialect: Dialect,
+    records: &[&DrawRecord],
+) -> Vec<RepoResult<RecordOutcome>> {
+    let written = retrying(|| async {
+        let mut tx = pool.begin().await?;
+        let mut outcomes = Vec::with_capacity(records.len());
+        for record in records {
+            let mut sp = sqlx::Connection::begin(&mut *tx).await?;
+            match apply(&mut sp, router, dialect, record).await {
+                Ok(RecordOutcome::Recorded) => {
+                    sp.commit().await?;
+                    outcomes.push(Ok(RecordOutcome::Recorded));
+                }
+                Ok(other) => {
+                    sp.rollback().await?;
+                    outcomes.push(Ok(other));
+                }
+                Err(e) if is_contention(&e) => return Err(e),
+                Err(e) => {
+                    sp.rollback().await?;
+                    outcomes.push(Err(repo(e)));
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    })
+    .await;
+    match written {
+        Ok(outcomes) => outcomes,
+        Err(e) => records.iter().map(|_| Err(e.clone())).collect(),
+    }
+}
+
+fn is_idempotency_clash(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation()
+        && (db.message().contains("idempotency_key") || db.message().contains("uk_user_take_idem")))
+}
+
+/// One draw's statements, inside the caller's savepoint.
+async fn apply(
+    tx: &mut Transaction<'_, Any>,
+    router: &Router,
+    dialect: Dialect,
+    record: &DrawRecord,
+) -> Result<RecordOutcome, sqlx::Error> {
+    let t = UserTables::of(router, &record.user_id);
+    let key = record.idempotency_key.as_deref();
+    let result = async {
+        match &record.new_take {
+            Some((take, limit)) => {
+                let Some(number) = bump_counter(tx, dialect, &t, &take.user_id, take.activity_id, *limit).await? else {
+                    return Ok(RecordOutcome::QuotaExhausted);
+                };
+                // The draw's result is known, so the take is stored already used.
+                sqlx::query(&format!(
+                    "INSERT INTO {} ({TAKE_COLUMNS}, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    t.take
+                ))
+                .bind(take.take_id.get())
+                .bind(take.user_id.as_str())
+                .bind(take.activity_id.get())
+                .bind(take.strategy_id.get())
+                .bind(number)
+                .bind(millis(take.taken_at))
+                .bind(TakeState::Used.as_str())
+                .bind(key)
+                .execute(&mut **tx)
+                .await?;
+            }
+            None => {
+                let used = sqlx::query(&format!(
+                    "UPDATE {} SET state = 'used', idempotency_key = ? \
+                     WHERE take_id = ? AND user_id = ? AND state = 'open'",
+                    t.take
+                ))
+                .bind(key)
+                .bind(record.take_id.get())
+                .bind(record.user_id.as_str())
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                if used == 0 {
+                    return Ok(RecordOutcome::TakeNotOpen);
+                }
+            }
+        }
+        if let Some((order, message)) = &record.win {
+            insert_order(tx, &t.order, order).await?;
+            insert_outbox(tx, message).await?;
+        }
+        Ok(RecordOutcome::Recorded)
+    }
+    .await;
+    match result {
+        Err(e) if is_idempotency_clash(&e) => Ok(RecordOutcome::DuplicateKey),
+        other => other,
+    }
+}
+
+#[async_trait::async_trait]
+impl DrawRepository for DrawStore {
+    async fn record_draw(&self, record: DrawRecord) -> RepoResult<RecordOutcome> {
+        let route = self.router.route(record.user_id.as_str());
+        match &self.writers {
+            Some(writers) => {
+                let sender = writers.get(route.db_index()).ok_or_else(|| {
+                    RepoError::Unavailable(format!("no writer for shard {}", route.db_label()))
+                })?;
+                let (reply, answer) = oneshot::channel();
+                sender
+                    .send(Job { record, reply })
+                    .await
+                    .map_err(|_| RepoError::Unavailable("draw writer stopped".into()))?;
+                answer
+                    .await
+                    .map_err(|_| RepoError::Unavailable("draw writer stopped".into()))?
+            }
+            None => {
+                let pool = self.router.pool(&route).map_err(router)?;
+                write_batch(&self.router, pool, self.router.dialect(), &[&record])
+                    .await
+                    .pop()
+                    .unwrap_or_else(|| Err(RepoError::Unavailable("no result".into())))
+            }
+        }
+    }
+
+    async fn find_by_key(&self, user: &UserId, key: &str) -> RepoResult<Option<PastDraw>> {
+        let t = UserTables::of(&self.router, user);
+        let pool = self.router.pool(&t.route).map_err(router)?;
+        let row = sqlx::query(&format!(
+            "SELECT {TAKE_COLUMNS} FROM {} WHERE user_id = ? AND idempotency_key = ?",
+            t.take
+        ))
+        .bind(user.as_str())
+        .bind(key)
+        .fetch_optional(pool)
+        .await
+        .map_err(repo)?;
+        let Some(take) = row.as_ref().map(take_from).transpose()? else {
+            return Ok(None);
+        };
+        let order = order_by_take(pool, &t.order, user, take.take_id).await?;
+        Ok(Some(PastDraw { take, order }))
+    }
+}
