@@ -1,0 +1,172 @@
+//! Activity configuration cache with single flight: however many requests miss the same
+//! activity at once, one load reaches the database and the others wait for it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use lottery_activity::Activity;
+use lottery_award::Award;
+use lottery_domain::{ActivityId, AwardId};
+use lottery_strategy::{Drawer, OutOfStock, Strategy};
+use tokio::sync::OnceCell;
+
+use crate::{AppError, Services};
+
+/// An activity with everything a draw needs, precomputed.
+#[derive(Debug)]
+pub struct ActivityConfig {
+    pub activity: Activity,
+    pub drawer: Drawer,
+    pub awards: HashMap<AwardId, Award>,
+    /// Awards seen out of stock, so draws stop aiming at them (the stock store stays the
+    /// authority; this only saves wasted claims and keeps entirety draws renormalised).
+    out_of_stock: Mutex<OutOfStock>,
+}
+
+impl ActivityConfig {
+    pub fn strategy(&self) -> &Strategy {
+        self.drawer.strategy()
+    }
+
+    pub fn out_of_stock(&self) -> OutOfStock {
+        *self
+            .out_of_stock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn mark_out_of_stock(&self, award: AwardId) {
+        if let Some(pos) = self.strategy().position(award) {
+            self.out_of_stock
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(pos);
+        }
+    }
+}
+
+struct Entry {
+    cell: Arc<OnceCell<Arc<ActivityConfig>>>,
+    created: Instant,
+}
+
+/// Counters for tests and metrics.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    pub loads: AtomicU64,
+    pub hits: AtomicU64,
+}
+
+pub struct ConfigCache {
+    svc: Services,
+    ttl: Duration,
+    entries: Mutex<HashMap<ActivityId, Entry>>,
+    stats: CacheStats,
+}
+
+impl std::fmt::Debug for ConfigCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigCache")
+            .field("ttl", &self.ttl)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl ConfigCache {
+    /// `ttl` bounds how long another instance's change can go unseen when no invalidation
+    /// reaches this one.
+    pub fn new(svc: Services, ttl: Duration) -> Self {
+        Self {
+            svc,
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+            stats: CacheStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &CacheStats {
+        &self.stats
+    }
+
+    /// The activity's configuration, loaded once however many callers miss at the same time.
+    pub async fn get(&self, id: ActivityId) -> Result<Arc<ActivityConfig>, AppError> {
+        let cell = {
+            let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+            let fresh = entries
+                .get(&id)
+                .is_some_and(|e| e.created.elapsed() < self.ttl);
+            if !fresh {
+                entries.insert(
+                    id,
+                    Entry {
+                        cell: Arc::new(OnceCell::new()),
+                        created: Instant::now(),
+                    },
+                );
+            }
+            entries.get(&id).map(|e| e.cell.clone())
+        };
+        let Some(cell) = cell else {
+            return Err(AppError::Internal("cache entry vanished".into()));
+        };
+        if let Some(hit) = cell.get() {
+            self.stats.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(hit.clone());
+        }
+        // A failed load is not cached: the next caller tries again.
+        cell.get_or_try_init(|| self.load(id)).await.cloned()
+    }
+
+    /// Drops the cached configuration (after an admin change, or when told by another
+    /// instance).
+    pub fn invalidate(&self, id: ActivityId) {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+    }
+
+    async fn load(&self, id: ActivityId) -> Result<Arc<ActivityConfig>, AppError> {
+        self.stats.loads.fetch_add(1, Ordering::Relaxed);
+        let activity = self
+            .svc
+            .activities
+            .activity(id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("activity {id}")))?;
+        let strategy = self
+            .svc
+            .strategies
+            .strategy(activity.strategy_id())
+            .await?
+            .ok_or_else(|| {
+                AppError::Internal(format!(
+                    "strategy {} of activity {id} is missing",
+                    activity.strategy_id()
+                ))
+            })?;
+        let ids: Vec<AwardId> = strategy.awards().iter().map(|a| a.award_id).collect();
+        let awards: HashMap<AwardId, Award> = self
+            .svc
+            .awards
+            .awards(&ids)
+            .await?
+            .into_iter()
+            .map(|a| (a.id, a))
+            .collect();
+        if let Some(missing) = ids.iter().find(|id| !awards.contains_key(id)) {
+            return Err(AppError::Internal(format!(
+                "award {missing} of activity {id} is missing"
+            )));
+        }
+        Ok(Arc::new(ActivityConfig {
+            activity,
+            drawer: Drawer::new(strategy),
+            awards,
+            out_of_stock: Mutex::new(OutOfStock::NONE),
+        }))
+    }
+}

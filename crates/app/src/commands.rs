@@ -1,0 +1,308 @@
+//! Admin use cases (deploy, revise, review actions, rule trees) and the user's views.
+
+use chrono::{DateTime, Utc};
+use lottery_activity::{
+    Action, Activity, ActivityFilter, ActivitySpec, ActivityState, Deployment, Page, UserTake,
+    WinOrder,
+};
+use lottery_award::{Award, AwardKind};
+use lottery_domain::{ActivityId, AwardId, StrategyId, TreeId, UserId};
+use lottery_rule::RuleTree;
+use lottery_strategy::{DrawMode, Rate, Strategy, StrategyAward};
+use serde::{Deserialize, Serialize};
+
+use crate::{AppError, Lottery};
+
+/// One award of a deploy request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwardSpec {
+    /// Generated when absent.
+    #[serde(default)]
+    pub award_id: Option<AwardId>,
+    #[serde(rename = "type")]
+    pub kind: AwardKind,
+    pub name: String,
+    #[serde(default)]
+    pub content: String,
+    /// How many of this prize there are.
+    pub count: u32,
+    pub rate: Rate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StrategySpec {
+    pub mode: DrawMode,
+    /// Index into `awards` or an award id given there: the prize handed out when a won award
+    /// is out of stock.
+    #[serde(default)]
+    pub fallback_award_id: Option<AwardId>,
+    pub awards: Vec<AwardSpec>,
+}
+
+/// Everything needed to deploy (or revise) an activity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployCommand {
+    #[serde(default)]
+    pub activity_id: Option<ActivityId>,
+    #[serde(default)]
+    pub strategy_id: Option<StrategyId>,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub begin_time: DateTime<Utc>,
+    pub end_time: DateTime<Utc>,
+    pub stock: u32,
+    pub take_limit: u32,
+    pub strategy: StrategySpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deployed {
+    pub activity_id: ActivityId,
+    pub strategy_id: StrategyId,
+    pub award_ids: Vec<AwardId>,
+    pub state: ActivityState,
+}
+
+/// A user's standing in one activity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserActivityView {
+    pub activity_id: ActivityId,
+    pub take_limit: u32,
+    pub takes_used: u32,
+    pub takes_left: u32,
+}
+
+fn invalid(e: impl std::fmt::Display) -> AppError {
+    AppError::Invalid(e.to_string())
+}
+
+impl Lottery {
+    fn build_deployment(
+        &self,
+        cmd: DeployCommand,
+        activity_id: ActivityId,
+        strategy_id: StrategyId,
+        creator: &str,
+    ) -> Result<Deployment, AppError> {
+        let mut awards = Vec::with_capacity(cmd.strategy.awards.len());
+        let mut strategy_awards = Vec::with_capacity(cmd.strategy.awards.len());
+        for spec in cmd.strategy.awards {
+            let id = match spec.award_id {
+                Some(id) => id,
+                None => self.svc.ids.award_id()?,
+            };
+            awards.push(
+                Award::new(id, spec.kind, spec.name, spec.content)
+                    .map_err(|e| invalid(format!("award {id}: {e}")))?,
+            );
+            strategy_awards.push(StrategyAward {
+                award_id: id,
+                rate: spec.rate,
+                count: spec.count,
+            });
+        }
+        let strategy = Strategy::new(
+            strategy_id,
+            cmd.strategy.mode,
+            strategy_awards,
+            cmd.strategy.fallback_award_id,
+        )
+        .map_err(invalid)?;
+        let spec = ActivitySpec {
+            name: cmd.name,
+            description: cmd.description,
+            begin: cmd.begin_time,
+            end: cmd.end_time,
+            stock: cmd.stock,
+            take_limit: cmd.take_limit,
+        };
+        let activity = Activity::new(activity_id, spec, strategy_id, creator).map_err(invalid)?;
+        Deployment::new(activity, strategy, awards, &self.svc.registry).map_err(invalid)
+    }
+
+    /// Deploys an activity with its strategy and awards, in `editing`.
+    pub async fn deploy(&self, cmd: DeployCommand, creator: &str) -> Result<Deployed, AppError> {
+        let activity_id = cmd
+            .activity_id
+            .unwrap_or_else(|| self.svc.ids.activity_id());
+        let strategy_id = cmd
+            .strategy_id
+            .unwrap_or_else(|| self.svc.ids.strategy_id());
+        let d = self.build_deployment(cmd, activity_id, strategy_id, creator)?;
+        self.svc.activities.deploy(&d).await?;
+        Ok(Deployed {
+            activity_id,
+            strategy_id,
+            award_ids: d.awards.iter().map(|a| a.id).collect(),
+            state: d.activity.state(),
+        })
+    }
+
+    /// Replaces an activity's content while it is being edited.
+    pub async fn revise(
+        &self,
+        id: ActivityId,
+        cmd: DeployCommand,
+        creator: &str,
+    ) -> Result<Deployed, AppError> {
+        let current = self.activity(id).await?;
+        if current.state() != ActivityState::Editing {
+            return Err(invalid_state(current.state()));
+        }
+        let d = self.build_deployment(cmd, id, current.strategy_id(), creator)?;
+        if !self.svc.activities.revise(&d).await? {
+            return Err(AppError::Conflict(format!(
+                "activity {id} left editing while being revised"
+            )));
+        }
+        self.cache.invalidate(id);
+        Ok(Deployed {
+            activity_id: id,
+            strategy_id: current.strategy_id(),
+            award_ids: d.awards.iter().map(|a| a.id).collect(),
+            state: ActivityState::Editing,
+        })
+    }
+
+    /// Applies a review action as a compare-and-set on the stored state.
+    pub async fn act(&self, id: ActivityId, action: Action) -> Result<ActivityState, AppError> {
+        let activity = self.activity(id).await?;
+        let from = activity.state();
+        let to = from.apply(action)?;
+        if !self.svc.activities.change_state(id, from, to).await? {
+            return Err(AppError::Conflict(format!(
+                "activity {id} changed state concurrently; reload and retry"
+            )));
+        }
+        self.cache.invalidate(id);
+        Ok(to)
+    }
+
+    pub async fn activity(&self, id: ActivityId) -> Result<Activity, AppError> {
+        self.svc
+            .activities
+            .activity(id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("activity {id}")))
+    }
+
+    pub async fn list_activities(
+        &self,
+        filter: &ActivityFilter,
+        page: Page,
+    ) -> Result<Vec<Activity>, AppError> {
+        Ok(self.svc.activities.list(filter, page).await?)
+    }
+
+    pub async fn strategy(&self, id: StrategyId) -> Result<Strategy, AppError> {
+        self.svc
+            .strategies
+            .strategy(id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("strategy {id}")))
+    }
+
+    pub async fn awards(&self, ids: &[AwardId]) -> Result<Vec<Award>, AppError> {
+        Ok(self.svc.awards.awards(ids).await?)
+    }
+
+    /// Live stock: activity stock left and each award's, from the stock store, falling back
+    /// to the database's view when the store has not loaded the activity.
+    pub async fn stock(&self, id: ActivityId) -> Result<lottery_activity::StockCounts, AppError> {
+        let config = self.cache.get(id).await?;
+        let ids: Vec<AwardId> = config
+            .strategy()
+            .awards()
+            .iter()
+            .map(|a| a.award_id)
+            .collect();
+        let live = self.svc.stock.stock_left(id).await.ok().flatten();
+        let db = self
+            .svc
+            .activities
+            .stock_snapshot(id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("activity {id}")))?;
+        match live {
+            Some(stock_left) => {
+                let awards = self.svc.stock.awards_left(id, &ids).await?;
+                let awards_left = ids
+                    .iter()
+                    .zip(awards)
+                    .map(|(a, left)| {
+                        (
+                            *a,
+                            left.unwrap_or_else(|| {
+                                db.awards_left
+                                    .iter()
+                                    .find(|(x, _)| x == a)
+                                    .map_or(0, |(_, n)| *n)
+                            }),
+                        )
+                    })
+                    .collect();
+                Ok(lottery_activity::StockCounts {
+                    stock_left,
+                    awards_left,
+                })
+            }
+            None => Ok(db),
+        }
+    }
+
+    /// Validates and stores a rule tree (with a generated id unless the tree has one).
+    pub async fn save_tree(&self, tree: RuleTree) -> Result<TreeId, AppError> {
+        self.svc.rule_trees.save(&tree).await?;
+        Ok(tree.id())
+    }
+
+    pub async fn tree(&self, id: TreeId) -> Result<RuleTree, AppError> {
+        self.svc
+            .rule_trees
+            .tree(id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("rule tree {id}")))
+    }
+
+    pub fn new_tree_id(&self) -> Result<TreeId, AppError> {
+        Ok(self.svc.ids.tree_id()?)
+    }
+
+    pub async fn user_orders(&self, user: &UserId, page: Page) -> Result<Vec<WinOrder>, AppError> {
+        Ok(self.svc.orders.orders(user, page).await?)
+    }
+
+    pub async fn user_takes(
+        &self,
+        user: &UserId,
+        activity: Option<ActivityId>,
+        page: Page,
+    ) -> Result<Vec<UserTake>, AppError> {
+        Ok(self.svc.takes.takes(user, activity, page).await?)
+    }
+
+    pub async fn user_activity(
+        &self,
+        user: &UserId,
+        id: ActivityId,
+    ) -> Result<UserActivityView, AppError> {
+        let config = self.cache.get(id).await?;
+        let used = self.svc.takes.takes_used(user, id).await?;
+        let limit = config.activity.take_limit();
+        Ok(UserActivityView {
+            activity_id: id,
+            take_limit: limit,
+            takes_used: used,
+            takes_left: limit.saturating_sub(used),
+        })
+    }
+}
+
+/// Revising is only for activities being edited: anything else has been (or is being)
+/// reviewed, so it is a conflict with that state, answered 409.
+fn invalid_state(state: ActivityState) -> AppError {
+    AppError::Conflict(format!(
+        "the activity can only be changed while editing; it is {state}"
+    ))
+}
