@@ -14,11 +14,17 @@ pub enum Topic {
 }
 
 impl Topic {
+    pub const ALL: [Topic; 2] = [Self::AwardInvoice, Self::Participation];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AwardInvoice => "award_invoice",
             Self::Participation => "participation",
         }
+    }
+
+    pub fn parse(name: &str) -> Option<Topic> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
     }
 }
 
@@ -91,4 +97,42 @@ pub enum PublishError {
 #[async_trait::async_trait]
 pub trait EventPublisher: Send + Sync {
     async fn publish(&self, message: &OutboxMessage) -> Result<(), PublishError>;
+
+    /// Publishes several messages with their confirmations in flight together; one result per
+    /// message, in order. The default publishes one at a time.
+    async fn publish_all(&self, messages: &[OutboxMessage]) -> Vec<Result<(), PublishError>> {
+        let mut out = Vec::with_capacity(messages.len());
+        for m in messages {
+            out.push(self.publish(m).await);
+        }
+        out
+    }
+}
+
+/// A message as a consumer receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    pub message_id: String,
+    pub topic: Topic,
+    pub payload: String,
+    /// The broker delivered it before (a previous consumer died before acknowledging).
+    pub redelivered: bool,
+}
+
+/// What a consumer did with a message; the transport acts on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// Processed (or recognised as a duplicate): acknowledge.
+    Done,
+    /// Could not process now (a dependency is down): deliver again later.
+    Retry(String),
+    /// Can never be processed (malformed): set aside in the dead-letter queue.
+    Poison(String),
+}
+
+/// Processes delivered messages. Implemented by the application, driven by a transport
+/// (RabbitMQ in cluster mode, an in-process queue embedded).
+#[async_trait::async_trait]
+pub trait MessageHandler: Send + Sync {
+    async fn handle(&self, message: &Inbound) -> Handled;
 }

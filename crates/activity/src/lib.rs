@@ -9,7 +9,10 @@ mod records;
 mod state;
 
 pub use deployment::{Deployment, DeploymentError};
-pub use event::{AwardInvoice, EventPublisher, OutboxMessage, Participated, PublishError, Topic};
+pub use event::{
+    AwardInvoice, EventPublisher, Handled, Inbound, MessageHandler, OutboxMessage, Participated,
+    PublishError, Topic,
+};
 pub use model::{Activity, ActivityError, ActivitySpec, ParticipationError};
 pub use port::{
     ActivityFilter, ActivityRepository, ClaimOutcome, DrawRecord, DrawRepository, Missing,
