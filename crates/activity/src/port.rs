@@ -247,3 +247,77 @@ pub trait StockLedger: Send + Sync {
         awards: &[AwardId],
     ) -> Result<Vec<Option<u64>>, StockError>;
 }
+
+/// An outbox message claimed for publishing, with how often it was tried before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingMessage {
+    pub message: OutboxMessage,
+    /// Attempts before this one.
+    pub attempts: u32,
+}
+
+/// Messages not yet confirmed by the broker, across every shard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxBacklog {
+    pub pending: u64,
+    /// Given up after too many attempts; kept for an operator.
+    pub parked: u64,
+}
+
+/// The transactional outbox, as the relay sees it.
+#[async_trait::async_trait]
+pub trait OutboxRepository: Send + Sync {
+    /// Claims up to `limit` due messages per shard database for `lease`: they are not due
+    /// again before the lease ends, so relays running side by side do not take the same rows.
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+        limit: u32,
+    ) -> RepoResult<Vec<PendingMessage>>;
+    /// Marks broker-confirmed messages sent.
+    async fn mark_sent(&self, messages: &[OutboxMessage], at: DateTime<Utc>) -> RepoResult<u64>;
+    /// Records a failed attempt: due again at `next_attempt`, or parked for good.
+    async fn retry_later(
+        &self,
+        message: &OutboxMessage,
+        next_attempt: DateTime<Utc>,
+        error: &str,
+        park: bool,
+    ) -> RepoResult<()>;
+    async fn backlog(&self) -> RepoResult<OutboxBacklog>;
+}
+
+/// Applying delivered grants exactly once per message.
+#[async_trait::async_trait]
+pub trait GrantRepository: Send + Sync {
+    /// In one transaction on the user's shard: records `message_id` as processed and moves the
+    /// order's grant state from `init`. `Ok(false)` when the message was processed before
+    /// (a redelivery): nothing changes.
+    async fn apply_grant(
+        &self,
+        user: &UserId,
+        order: OrderId,
+        message_id: &str,
+        to: GrantState,
+        delivery: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> RepoResult<bool>;
+    async fn is_processed(&self, user: &UserId, message_id: &str) -> RepoResult<bool>;
+}
+
+/// Leases that let one instance at a time run a scheduled job.
+#[async_trait::async_trait]
+pub trait JobLeases: Send + Sync {
+    /// Takes or renews the lease on `job` for `holder` until `now + ttl`; `Ok(false)` while
+    /// another holder's lease runs.
+    async fn try_lease(
+        &self,
+        job: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> RepoResult<bool>;
+    /// Gives the lease up early (on shutdown), if `holder` has it.
+    async fn release(&self, job: &str, holder: &str) -> RepoResult<()>;
+}

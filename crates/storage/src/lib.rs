@@ -9,6 +9,7 @@
 mod config_store;
 mod draw_store;
 mod error;
+mod lease_store;
 mod migrate;
 mod order_store;
 mod outbox;
@@ -21,6 +22,7 @@ use db_router::{Router, RouterConfig};
 pub use config_store::ConfigStore;
 pub use draw_store::{BatchOptions, DrawStore};
 pub use error::StorageError;
+pub use lease_store::LeaseStore;
 pub use migrate::MIGRATIONS;
 pub use order_store::OrderStore;
 pub use outbox::{OutboxRow, OutboxState, OutboxStore};
@@ -77,6 +79,10 @@ impl Storage {
 
     pub fn outbox(&self) -> OutboxStore {
         OutboxStore::new(self.router.clone())
+    }
+
+    pub fn leases(&self) -> LeaseStore {
+        LeaseStore::new(self.router.clone())
     }
 
     pub fn rule_trees(&self) -> RuleTreeStore {

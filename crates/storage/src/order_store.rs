@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use db_router::Router;
-use lottery_activity::{OrderRepository, OutboxMessage, Page, WinOrder};
+use lottery_activity::{GrantRepository, OrderRepository, OutboxMessage, Page, WinOrder};
 use lottery_award::{Award, GrantState};
 use lottery_domain::{
     ActivityId, AwardId, OrderId, RepoError, RepoResult, StrategyId, TakeId, UserId,
@@ -189,5 +189,66 @@ impl OrderRepository for OrderStore {
         .await
         .map_err(repo)?;
         Ok(r.rows_affected() == 1)
+    }
+}
+
+#[async_trait::async_trait]
+impl GrantRepository for OrderStore {
+    async fn apply_grant(
+        &self,
+        user: &UserId,
+        order: OrderId,
+        message_id: &str,
+        to: GrantState,
+        delivery: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        let t = UserTables::of(&self.router, user);
+        let pool = self.router.pool(&t.route).map_err(router)?;
+        let mark = format!(
+            "{} processed_message (message_id, processed_at) VALUES (?, ?)",
+            self.router.dialect().insert_ignore_into()
+        );
+        let grant = format!(
+            "UPDATE {} SET grant_state = ?, delivery = ?, granted_at = ? \
+             WHERE order_id = ? AND user_id = ? AND grant_state = 'init'",
+            t.order
+        );
+        retrying(|| async {
+            let mut tx = pool.begin().await?;
+            let first = sqlx::query(&mark)
+                .bind(message_id)
+                .bind(millis(at))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if !first {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            sqlx::query(&grant)
+                .bind(to.as_str())
+                .bind(delivery)
+                .bind(millis(at))
+                .bind(order.get())
+                .bind(user.as_str())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn is_processed(&self, user: &UserId, message_id: &str) -> RepoResult<bool> {
+        let t = UserTables::of(&self.router, user);
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT processed_at FROM processed_message WHERE message_id = ?")
+                .bind(message_id)
+                .fetch_optional(self.router.pool(&t.route).map_err(router)?)
+                .await
+                .map_err(repo)?;
+        Ok(found.is_some())
     }
 }

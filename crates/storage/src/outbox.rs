@@ -3,13 +3,13 @@
 
 use chrono::{DateTime, Utc};
 use db_router::{Route, Router};
-use lottery_activity::{OutboxMessage, Topic};
+use lottery_activity::{OutboxBacklog, OutboxMessage, OutboxRepository, PendingMessage, Topic};
 use lottery_domain::{RepoResult, UserId};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
-use crate::error::{corrupt, repo, router};
-use crate::rows::{int, millis, parse, text, time};
+use crate::error::{corrupt, repo, retrying, router};
+use crate::rows::{int, millis, parse, placeholders, text, time};
 
 /// Where a message stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,21 +118,99 @@ impl OutboxStore {
         Ok(out)
     }
 
-    /// Marks confirmed messages sent, in one statement per shard database.
-    pub async fn mark_sent(&self, rows: &[(u32, String)], at: DateTime<Utc>) -> RepoResult<u64> {
+    /// Counts messages in a state across every shard.
+    pub async fn count(&self, state: OutboxState) -> RepoResult<u64> {
+        let mut total = 0u64;
+        for db in self.databases() {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state = ?")
+                .bind(state.as_str())
+                .fetch_one(self.router.pool(&db).map_err(router)?)
+                .await
+                .map_err(repo)?;
+            total += n.max(0) as u64;
+        }
+        Ok(total)
+    }
+}
+
+#[async_trait::async_trait]
+impl OutboxRepository for OutboxStore {
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+        limit: u32,
+    ) -> RepoResult<Vec<PendingMessage>> {
+        let lock = if self.router.dialect().supports_skip_locked() {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        let select = format!(
+            "SELECT message_id, topic, user_id, payload, attempts, next_attempt_at, created_at FROM outbox \
+             WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, message_id LIMIT ?{lock}"
+        );
+        let claims = self.databases().map(|db| {
+            let select = select.clone();
+            async move {
+                let pool = self.router.pool(&db).map_err(router)?;
+                retrying(|| async {
+                    let mut tx = pool.begin().await?;
+                    let rows = sqlx::query(&select)
+                        .bind(millis(now))
+                        .bind(i64::from(limit))
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    if rows.is_empty() {
+                        tx.rollback().await?;
+                        return Ok(Vec::new());
+                    }
+                    let ids: Vec<String> = rows
+                        .iter()
+                        .map(|r| sqlx::Row::try_get::<String, _>(r, "message_id"))
+                        .collect::<Result<_, _>>()?;
+                    let lease_sql = format!(
+                        "UPDATE outbox SET next_attempt_at = ?, attempts = attempts + 1 WHERE message_id IN ({})",
+                        placeholders(ids.len())
+                    );
+                    let mut q = sqlx::query(&lease_sql).bind(millis(now + lease));
+                    for id in &ids {
+                        q = q.bind(id.as_str());
+                    }
+                    q.execute(&mut *tx).await?;
+                    tx.commit().await?;
+                    Ok(rows)
+                })
+                .await?
+                .iter()
+                .map(|r| {
+                    let row = row_from(db.db, r)?;
+                    Ok(PendingMessage { message: row.message, attempts: row.attempts })
+                })
+                .collect::<RepoResult<Vec<_>>>()
+            }
+        });
+        Ok(futures::future::try_join_all(claims)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
+    async fn mark_sent(&self, messages: &[OutboxMessage], at: DateTime<Utc>) -> RepoResult<u64> {
         let mut total = 0;
         for db in self.databases() {
-            let ids: Vec<&str> = rows
+            let ids: Vec<&str> = messages
                 .iter()
-                .filter(|(d, _)| *d == db.db)
-                .map(|(_, id)| id.as_str())
+                .filter(|m| self.router.route(m.user_id.as_str()).db == db.db)
+                .map(|m| m.message_id.as_str())
                 .collect();
             if ids.is_empty() {
                 continue;
             }
             let sql = format!(
                 "UPDATE outbox SET state = 'sent', sent_at = ? WHERE state = 'pending' AND message_id IN ({})",
-                crate::rows::placeholders(ids.len())
+                placeholders(ids.len())
             );
             let mut q = sqlx::query(&sql).bind(millis(at));
             for id in ids {
@@ -147,17 +225,38 @@ impl OutboxStore {
         Ok(total)
     }
 
-    /// Counts messages in a state across every shard.
-    pub async fn count(&self, state: OutboxState) -> RepoResult<u64> {
-        let mut total = 0u64;
-        for db in self.databases() {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state = ?")
-                .bind(state.as_str())
-                .fetch_one(self.router.pool(&db).map_err(router)?)
-                .await
-                .map_err(repo)?;
-            total += n.max(0) as u64;
-        }
-        Ok(total)
+    async fn retry_later(
+        &self,
+        message: &OutboxMessage,
+        next_attempt: DateTime<Utc>,
+        error: &str,
+        park: bool,
+    ) -> RepoResult<()> {
+        let route = self.router.route(message.user_id.as_str());
+        let state = if park {
+            OutboxState::Parked
+        } else {
+            OutboxState::Pending
+        };
+        // Errors can be long (broker messages); the column holds 512 characters.
+        let error: String = error.chars().take(500).collect();
+        sqlx::query(
+            "UPDATE outbox SET state = ?, next_attempt_at = ?, last_error = ? WHERE message_id = ? AND state = 'pending'",
+        )
+        .bind(state.as_str())
+        .bind(millis(next_attempt))
+        .bind(error)
+        .bind(message.message_id.as_str())
+        .execute(self.router.pool(&route).map_err(router)?)
+        .await
+        .map_err(repo)?;
+        Ok(())
+    }
+
+    async fn backlog(&self) -> RepoResult<OutboxBacklog> {
+        Ok(OutboxBacklog {
+            pending: self.count(OutboxState::Pending).await?,
+            parked: self.count(OutboxState::Parked).await?,
+        })
     }
 }

@@ -10,6 +10,7 @@ use lottery_activity::{
     ActivityFilter, ActivityRepository, ActivityState, DrawRecord, DrawRepository, OrderRepository,
     Page, RecordOutcome, StockCounts, TakeOutcome, TakeRepository, TakeState,
 };
+use lottery_activity::{GrantRepository, JobLeases, OutboxRepository};
 use lottery_award::{AwardRepository, GrantState};
 use lottery_domain::{ActivityId, RepoError, StrategyId, TreeId};
 use lottery_rule::{Facts, Line, LineOp, Node, RuleTree, RuleTreeRepository};
@@ -34,6 +35,9 @@ contract_tests!(
     draws_record_takes_orders_and_keys,
     batched_draws_commit_each_draw_once,
     stock_snapshot_counts_what_shards_recorded,
+    relays_claim_disjoint_rows_and_park_failures,
+    grants_apply_once_per_message,
+    job_leases_have_one_holder,
 );
 
 async fn migrations_are_idempotent(b: Backend) {
@@ -504,11 +508,7 @@ async fn outbox_scan_sees_every_shard_once(b: Backend) {
             .expect("scan")
             .is_empty()
     );
-    let confirmed: Vec<(u32, String)> = due
-        .iter()
-        .take(25)
-        .map(|r| (r.db, r.message.message_id.clone()))
-        .collect();
+    let confirmed: Vec<_> = due.iter().take(25).map(|r| r.message.clone()).collect();
     assert_eq!(outbox.mark_sent(&confirmed, t0()).await.expect("mark"), 25);
     assert_eq!(
         outbox
@@ -903,4 +903,181 @@ async fn stock_snapshot_counts_what_shards_recorded(b: Backend) {
             .expect("read"),
         None
     );
+}
+
+async fn relays_claim_disjoint_rows_and_park_failures(b: Backend) {
+    let e = env(b, 2, 2).await;
+    let (takes, orders, outbox) = (
+        e.storage.takes(),
+        e.storage.orders(),
+        Arc::new(e.storage.outbox()),
+    );
+    for i in 1..=60 {
+        let u = user(&format!("relay-{i}"));
+        let TakeOutcome::Recorded(t) = takes.record_take(&take(i, &u, 1), 1).await.expect("take")
+        else {
+            panic!()
+        };
+        let (o, m) = order(2_000 + i, &t);
+        orders.record_win(&o, &m).await.expect("win");
+    }
+    let lease = chrono::Duration::seconds(30);
+    // Two relays claiming at once never get the same message.
+    let (a, b2) = tokio::join!(
+        outbox.claim_due(t0(), lease, 20),
+        outbox.claim_due(t0(), lease, 20)
+    );
+    let (a, b2) = (a.expect("claim"), b2.expect("claim"));
+    let ids_a: HashSet<_> = a.iter().map(|p| p.message.message_id.clone()).collect();
+    let ids_b: HashSet<_> = b2.iter().map(|p| p.message.message_id.clone()).collect();
+    assert!(ids_a.is_disjoint(&ids_b), "a message was claimed twice");
+    assert!(a.iter().chain(&b2).all(|p| p.attempts == 0));
+    // Claimed rows are leased: not due again until the lease ends.
+    let rest = outbox.claim_due(t0(), lease, 100).await.expect("claim");
+    assert_eq!(ids_a.len() + ids_b.len() + rest.len(), 60);
+    assert!(
+        outbox
+            .claim_due(t0(), lease, 100)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    let again = outbox
+        .claim_due(t0() + lease + chrono::Duration::seconds(1), lease, 100)
+        .await
+        .expect("claim");
+    assert_eq!(again.len(), 60, "expired leases are claimable again");
+    assert!(again.iter().all(|p| p.attempts == 1));
+
+    let all: Vec<_> = again.iter().map(|p| p.message.clone()).collect();
+    assert_eq!(outbox.mark_sent(&all[..50], t0()).await.expect("sent"), 50);
+    outbox
+        .retry_later(&all[50], t0(), "broker said no", false)
+        .await
+        .expect("retry");
+    outbox
+        .retry_later(&all[51], t0(), "too many attempts", true)
+        .await
+        .expect("park");
+    let backlog = outbox.backlog().await.expect("backlog");
+    assert_eq!((backlog.pending, backlog.parked), (9, 1));
+    let due = outbox
+        .claim_due(t0() + chrono::Duration::days(1), lease, 100)
+        .await
+        .expect("claim");
+    assert_eq!(due.len(), 9, "sent and parked messages are not claimed");
+}
+
+async fn grants_apply_once_per_message(b: Backend) {
+    let e = env(b, 2, 2).await;
+    let (takes, orders) = (e.storage.takes(), e.storage.orders());
+    let u = user("granted");
+    let TakeOutcome::Recorded(t) = takes.record_take(&take(1, &u, 1), 1).await.expect("take")
+    else {
+        panic!()
+    };
+    let (o, m) = order(3_000, &t);
+    orders.record_win(&o, &m).await.expect("win");
+    assert!(!orders.is_processed(&u, &m.message_id).await.expect("read"));
+    assert!(
+        orders
+            .apply_grant(
+                &u,
+                o.order_id,
+                &m.message_id,
+                GrantState::Complete,
+                Some("code"),
+                t0()
+            )
+            .await
+            .expect("grant")
+    );
+    assert!(orders.is_processed(&u, &m.message_id).await.expect("read"));
+    // A redelivery changes nothing.
+    assert!(
+        !orders
+            .apply_grant(
+                &u,
+                o.order_id,
+                &m.message_id,
+                GrantState::Failed,
+                None,
+                t0()
+            )
+            .await
+            .expect("grant")
+    );
+    let stored = orders
+        .order(&u, o.order_id)
+        .await
+        .expect("read")
+        .expect("order");
+    assert_eq!(
+        (stored.grant_state, stored.delivery.as_deref()),
+        (GrantState::Complete, Some("code"))
+    );
+}
+
+async fn job_leases_have_one_holder(b: Backend) {
+    let e = env(b, 1, 1).await;
+    let leases = e.storage.leases();
+    let ttl = chrono::Duration::seconds(10);
+    assert!(
+        leases
+            .try_lease("scan", "a", t0(), ttl)
+            .await
+            .expect("lease")
+    );
+    assert!(
+        !leases
+            .try_lease("scan", "b", t0() + chrono::Duration::seconds(5), ttl)
+            .await
+            .expect("lease")
+    );
+    assert!(
+        leases
+            .try_lease("scan", "a", t0() + chrono::Duration::seconds(5), ttl)
+            .await
+            .expect("renew")
+    );
+    assert!(
+        leases
+            .try_lease("other", "b", t0(), ttl)
+            .await
+            .expect("another job")
+    );
+    // Expired: another holder takes over.
+    assert!(
+        leases
+            .try_lease("scan", "b", t0() + chrono::Duration::seconds(16), ttl)
+            .await
+            .expect("take over")
+    );
+    assert!(
+        !leases
+            .try_lease("scan", "a", t0() + chrono::Duration::seconds(17), ttl)
+            .await
+            .expect("lease")
+    );
+    leases.release("scan", "b").await.expect("release");
+    assert!(
+        leases
+            .try_lease("scan", "a", t0() + chrono::Duration::seconds(18), ttl)
+            .await
+            .expect("after release")
+    );
+    // Contended: of many instances at once, one wins.
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let leases = leases.clone();
+            tokio::spawn(async move { leases.try_lease("race", &format!("h{i}"), t0(), ttl).await })
+        })
+        .collect();
+    let mut winners = 0;
+    for t in tasks {
+        if t.await.expect("task").expect("lease") {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
 }
