@@ -5,15 +5,18 @@
 
 mod cache;
 mod commands;
+mod delivery;
 mod draw;
 mod error;
+mod scheduler;
 mod simulate;
 mod sync;
 
 use std::sync::Arc;
 
 use lottery_activity::{
-    ActivityRepository, DrawRepository, OrderRepository, StockLedger, TakeRepository,
+    ActivityRepository, DrawRepository, GrantRepository, JobLeases, OrderRepository,
+    OutboxRepository, StockLedger, TakeRepository,
 };
 use lottery_award::{AwardRegistry, AwardRepository};
 use lottery_domain::Clock;
@@ -23,8 +26,10 @@ use lottery_strategy::StrategyRepository;
 
 pub use cache::{ActivityConfig, CacheStats, ConfigCache};
 pub use commands::{AwardSpec, DeployCommand, Deployed, StrategySpec, UserActivityView};
+pub use delivery::{AwardDelivery, InProcessBus, OutboxRelay, RelayOptions, RelayReport};
 pub use draw::{DrawOutcome, DrawRequest, DrawResult};
 pub use error::AppError;
+pub use scheduler::{Job, Scheduler, SchedulerOptions};
 pub use simulate::{Simulation, SimulationRow};
 pub use sync::StockSync;
 
@@ -38,6 +43,9 @@ pub struct Services {
     pub orders: Arc<dyn OrderRepository>,
     pub draws: Arc<dyn DrawRepository>,
     pub rule_trees: Arc<dyn RuleTreeRepository>,
+    pub outbox: Arc<dyn OutboxRepository>,
+    pub grants: Arc<dyn GrantRepository>,
+    pub leases: Arc<dyn JobLeases>,
     pub stock: Arc<dyn StockLedger>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdSource>,

@@ -1,0 +1,165 @@
+//! Background jobs: activity state moves at their times, the outbox relay and the stock sync.
+//! Each job runs on one instance at a time (a lease in the database), so any number of
+//! instances may run the scheduler side by side.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+use crate::{AppError, Lottery, OutboxRelay, StockSync};
+
+/// A scheduled job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Job {
+    /// approved -> doing at the begin time, approved/doing -> closed after the end time.
+    ActivityStates,
+    OutboxRelay,
+    StockSync,
+}
+
+impl Job {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ActivityStates => "activity_states",
+            Self::OutboxRelay => "outbox_relay",
+            Self::StockSync => "stock_sync",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    /// This instance's name in the leases.
+    pub holder: String,
+    pub state_interval: Duration,
+    pub relay_interval: Duration,
+    pub sync_interval: Duration,
+}
+
+impl Default for SchedulerOptions {
+    fn default() -> Self {
+        Self {
+            holder: format!("instance-{}", std::process::id()),
+            state_interval: Duration::from_secs(1),
+            relay_interval: Duration::from_millis(200),
+            sync_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Scheduler {
+    lottery: Lottery,
+    relay: Option<OutboxRelay>,
+    options: SchedulerOptions,
+}
+
+impl Scheduler {
+    pub fn new(lottery: Lottery, relay: Option<OutboxRelay>, options: SchedulerOptions) -> Self {
+        Self {
+            lottery,
+            relay,
+            options,
+        }
+    }
+
+    /// Moves every activity whose time has come, once each: a state change is a
+    /// compare-and-set, so an activity another instance already moved is skipped, and closed
+    /// activities are never scanned again (no endless loop).
+    pub async fn move_activities(&self) -> Result<usize, AppError> {
+        let now = self.lottery.services().clock.now();
+        let mut moved = 0;
+        for activity in self
+            .lottery
+            .services()
+            .activities
+            .schedulable(1_000)
+            .await?
+        {
+            let Some(action) = activity.due_action(now) else {
+                continue;
+            };
+            let from = activity.state();
+            let Ok(to) = from.apply(action) else { continue };
+            if self
+                .lottery
+                .services()
+                .activities
+                .change_state(activity.id(), from, to)
+                .await?
+            {
+                self.lottery.cache().invalidate(activity.id());
+                debug!(activity = %activity.id(), %from, %to, "scheduled state change");
+                moved += 1;
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Runs `job` once if this instance holds (or takes) its lease.
+    pub async fn run_job(&self, job: Job) -> Result<Option<usize>, AppError> {
+        let svc = self.lottery.services();
+        let ttl = chrono::Duration::from_std(self.interval(job) * 10)
+            .unwrap_or(chrono::Duration::seconds(30));
+        if !svc
+            .leases
+            .try_lease(job.name(), &self.options.holder, svc.clock.now(), ttl)
+            .await?
+        {
+            return Ok(None);
+        }
+        let done = match job {
+            Job::ActivityStates => self.move_activities().await?,
+            Job::OutboxRelay => match &self.relay {
+                Some(relay) => relay.run_once().await?.sent,
+                None => 0,
+            },
+            Job::StockSync => StockSync::new(self.lottery.clone()).sync_running().await?,
+        };
+        Ok(Some(done))
+    }
+
+    fn interval(&self, job: Job) -> Duration {
+        match job {
+            Job::ActivityStates => self.options.state_interval,
+            Job::OutboxRelay => self.options.relay_interval,
+            Job::StockSync => self.options.sync_interval,
+        }
+    }
+
+    /// Runs every job on its interval until `shutdown` turns true, then gives the leases up.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let jobs = [Job::ActivityStates, Job::OutboxRelay, Job::StockSync];
+        let mut tasks = Vec::new();
+        for job in jobs {
+            let me = self.clone();
+            let mut stop = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(me.interval(job));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {
+                            if let Err(e) = me.run_job(job).await {
+                                warn!(job = job.name(), error = %e, "scheduled job failed");
+                            }
+                        }
+                        _ = stop.changed() => break,
+                    }
+                }
+                let _ = me
+                    .lottery
+                    .services()
+                    .leases
+                    .release(job.name(), &me.options.holder)
+                    .await;
+            }));
+        }
+        let _ = shutdown.changed().await;
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
