@@ -1,0 +1,426 @@
+//! One contract for both ledgers: the in-memory one and the Redis one.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use lottery_activity::{ClaimOutcome, Missing, StockClaim, StockError, StockLedger, StockSnapshot};
+use lottery_domain::{ActivityId, AwardId, TakeId, UserId};
+use lottery_stock::{MemoryLedger, RedisLedger, RedisLedgerOptions};
+use lottery_testkit::{Service, TcpProxy, unique_name};
+
+const A: i64 = 7;
+
+fn aid(n: i64) -> AwardId {
+    AwardId::new(n).expect("id")
+}
+
+fn act() -> ActivityId {
+    ActivityId::new(A).expect("id")
+}
+
+fn claim(
+    id: i64,
+    user: &str,
+    take: bool,
+    limit: u32,
+    award: Option<i64>,
+    fallback: Option<i64>,
+) -> StockClaim {
+    StockClaim {
+        claim_id: TakeId::new(id).expect("id"),
+        activity_id: act(),
+        user_id: UserId::new(user).expect("user"),
+        take,
+        take_limit: limit,
+        award: award.map(aid),
+        fallback: fallback.map(aid),
+        expires_at: Utc::now() + chrono::Duration::hours(1),
+    }
+}
+
+async fn load(l: &dyn StockLedger, stock: u64, awards: &[(i64, u64)]) {
+    l.load_activity(&StockSnapshot {
+        activity_id: act(),
+        stock_left: stock,
+        awards_left: awards.iter().map(|(a, n)| (aid(*a), *n)).collect(),
+        expires_at: Utc::now() + chrono::Duration::hours(1),
+    })
+    .await
+    .expect("load activity");
+}
+
+async fn load_user(l: &dyn StockLedger, user: &str, used: u32) {
+    l.load_user(
+        act(),
+        &UserId::new(user).expect("user"),
+        used,
+        Utc::now() + chrono::Duration::hours(1),
+    )
+    .await
+    .expect("load user");
+}
+
+/// A ledger under test, cleaned up afterwards.
+struct Subject {
+    ledger: Arc<dyn StockLedger>,
+    redis: Option<(String, String)>,
+}
+
+impl Subject {
+    fn memory() -> Self {
+        Self {
+            ledger: Arc::new(MemoryLedger::new()),
+            redis: None,
+        }
+    }
+
+    async fn redis() -> Self {
+        let url = Service::Redis.require().await;
+        Self::redis_at(&url, &url).await
+    }
+
+    async fn redis_at(url: &str, direct: &str) -> Self {
+        let prefix = unique_name("stock");
+        let options = RedisLedgerOptions {
+            prefix: prefix.clone(),
+            timeout: Duration::from_secs(1),
+            ..RedisLedgerOptions::default()
+        };
+        let ledger = RedisLedger::connect(url, options)
+            .await
+            .expect("redis ledger");
+        Self {
+            ledger: Arc::new(ledger),
+            redis: Some((direct.to_owned(), prefix)),
+        }
+    }
+
+    /// Every key under this test's prefix, with its remaining time to live.
+    async fn keys_with_ttl(&self) -> Vec<(String, i64)> {
+        let Some((url, prefix)) = &self.redis else {
+            return Vec::new();
+        };
+        let client = deadpool_redis::redis::Client::open(url.as_str()).expect("client");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connection");
+        let keys: Vec<String> = deadpool_redis::redis::cmd("KEYS")
+            .arg(format!("{prefix}:*"))
+            .query_async(&mut conn)
+            .await
+            .expect("keys");
+        let mut out = Vec::new();
+        for k in keys {
+            let ttl: i64 = deadpool_redis::redis::cmd("PTTL")
+                .arg(&k)
+                .query_async(&mut conn)
+                .await
+                .expect("pttl");
+            out.push((k, ttl));
+        }
+        out
+    }
+
+    async fn cleanup(self) {
+        let Some((url, _)) = &self.redis else { return };
+        let keys = self.keys_with_ttl().await;
+        let client = deadpool_redis::redis::Client::open(url.as_str()).expect("client");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connection");
+        for (k, _) in keys {
+            let _: i64 = deadpool_redis::redis::cmd("DEL")
+                .arg(k)
+                .query_async(&mut conn)
+                .await
+                .expect("del");
+        }
+    }
+}
+
+macro_rules! ledger_tests {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let s = super::Subject::memory();
+                    super::$name(&s).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                #[ignore = "needs Redis at 127.0.0.1:6379 (LOTTERY_TEST_REDIS_URL)"]
+                async fn $name() {
+                    let s = super::Subject::redis().await;
+                    super::$name(&s).await;
+                    s.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+ledger_tests!(
+    loading_is_required_and_never_overwrites,
+    sold_out_and_quota_take_nothing,
+    awards_fall_back_and_reuse_takes_only_the_award,
+    claims_are_idempotent_and_release_once,
+    concurrent_claims_never_oversell,
+    one_user_concurrently_gets_exactly_the_limit,
+);
+
+async fn loading_is_required_and_never_overwrites(s: &Subject) {
+    let l = &*s.ledger;
+    let c = claim(1, "u", true, 1, None, None);
+    assert_eq!(
+        l.claim(&c).await,
+        Err(StockError::NotLoaded(Missing::Activity(act())))
+    );
+    load(l, 10, &[(1, 5)]).await;
+    assert_eq!(
+        l.claim(&c).await,
+        Err(StockError::NotLoaded(Missing::User(
+            act(),
+            c.user_id.clone()
+        )))
+    );
+    load_user(l, "u", 0).await;
+    assert!(matches!(
+        l.claim(&c).await,
+        Ok(ClaimOutcome::Granted { .. })
+    ));
+    // A stale snapshot does not raise live values.
+    load(l, 10, &[(1, 5)]).await;
+    load_user(l, "u", 0).await;
+    assert_eq!(l.stock_left(act()).await, Ok(Some(9)));
+    assert_eq!(
+        l.claim(&claim(2, "u", true, 1, None, None)).await,
+        Ok(ClaimOutcome::QuotaExhausted)
+    );
+    assert_eq!(
+        l.awards_left(act(), &[aid(1), aid(2)]).await,
+        Ok(vec![Some(5), None])
+    );
+    assert_eq!(
+        l.stock_left(ActivityId::new(99).expect("id")).await,
+        Ok(None)
+    );
+}
+
+async fn sold_out_and_quota_take_nothing(s: &Subject) {
+    let l = &*s.ledger;
+    load(l, 1, &[(1, 1)]).await;
+    load_user(l, "a", 0).await;
+    load_user(l, "b", 2).await;
+    assert_eq!(
+        l.claim(&claim(1, "b", true, 2, Some(1), None)).await,
+        Ok(ClaimOutcome::QuotaExhausted)
+    );
+    assert_eq!(l.stock_left(act()).await, Ok(Some(1)));
+    assert_eq!(l.awards_left(act(), &[aid(1)]).await, Ok(vec![Some(1)]));
+    assert!(matches!(
+        l.claim(&claim(2, "a", true, 2, None, None)).await,
+        Ok(ClaimOutcome::Granted { award: None, .. })
+    ));
+    load_user(l, "c", 0).await;
+    assert_eq!(
+        l.claim(&claim(3, "c", true, 2, Some(1), None)).await,
+        Ok(ClaimOutcome::SoldOut)
+    );
+    assert_eq!(
+        l.awards_left(act(), &[aid(1)]).await,
+        Ok(vec![Some(1)]),
+        "a sold-out claim takes no award"
+    );
+}
+
+async fn awards_fall_back_and_reuse_takes_only_the_award(s: &Subject) {
+    let l = &*s.ledger;
+    load(l, 10, &[(1, 1), (2, 1)]).await;
+    for u in ["a", "b", "c", "d"] {
+        load_user(l, u, 0).await;
+    }
+    let granted = |award: Option<i64>, fallback: bool, exhausted: bool| {
+        Ok(ClaimOutcome::Granted {
+            award: award.map(aid),
+            fallback,
+            award_exhausted: exhausted,
+        })
+    };
+    assert_eq!(
+        l.claim(&claim(1, "a", true, 1, Some(1), Some(2))).await,
+        granted(Some(1), false, false)
+    );
+    assert_eq!(
+        l.claim(&claim(2, "b", true, 1, Some(1), Some(2))).await,
+        granted(Some(2), true, true)
+    );
+    assert_eq!(
+        l.claim(&claim(3, "c", true, 1, Some(1), Some(2))).await,
+        granted(None, false, true)
+    );
+    assert_eq!(l.stock_left(act()).await, Ok(Some(7)));
+    // Reusing an open take: only the award's stock is claimed, and no take.
+    load(l, 0, &[(3, 2)]).await;
+    let mut reuse = claim(4, "d", false, 1, Some(3), None);
+    reuse.award = Some(aid(3));
+    let before = l.stock_left(act()).await;
+    // Award 3 was not in the first snapshot, so it is loaded now (absent keys only).
+    assert_eq!(l.claim(&reuse).await, granted(Some(3), false, false));
+    assert_eq!(l.stock_left(act()).await, before);
+    assert_eq!(l.awards_left(act(), &[aid(3)]).await, Ok(vec![Some(1)]));
+}
+
+async fn claims_are_idempotent_and_release_once(s: &Subject) {
+    let l = &*s.ledger;
+    load(l, 5, &[(1, 3)]).await;
+    load_user(l, "u", 0).await;
+    let c = claim(1, "u", true, 3, Some(1), None);
+    let first = l.claim(&c).await;
+    assert_eq!(
+        l.claim(&c).await,
+        first,
+        "a retried claim answers the first outcome"
+    );
+    assert_eq!(l.stock_left(act()).await, Ok(Some(4)));
+    assert_eq!(l.awards_left(act(), &[aid(1)]).await, Ok(vec![Some(2)]));
+    l.release(&c).await.expect("release");
+    l.release(&c).await.expect("release twice");
+    assert_eq!(l.stock_left(act()).await, Ok(Some(5)));
+    assert_eq!(l.awards_left(act(), &[aid(1)]).await, Ok(vec![Some(3)]));
+    // The user's take was given back too: three more claims fit the limit of three.
+    for id in 2..=4 {
+        assert!(matches!(
+            l.claim(&claim(id, "u", true, 3, None, None)).await,
+            Ok(ClaimOutcome::Granted { .. })
+        ));
+    }
+    assert_eq!(
+        l.claim(&claim(5, "u", true, 3, None, None)).await,
+        Ok(ClaimOutcome::QuotaExhausted)
+    );
+    l.release(&claim(99, "u", true, 3, None, None))
+        .await
+        .expect("unknown claim is a no-op");
+    assert_eq!(l.stock_left(act()).await, Ok(Some(2)));
+    for (key, ttl) in s.keys_with_ttl().await {
+        assert!(ttl > 0, "key {key} has no expiry");
+    }
+}
+
+async fn concurrent_claims_never_oversell(s: &Subject) {
+    let l = s.ledger.clone();
+    load(&*l, 100, &[(1, 30), (2, 20)]).await;
+    let tasks: Vec<_> = (0..2_000)
+        .map(|i| {
+            let l = l.clone();
+            tokio::spawn(async move {
+                let user = format!("user-{i}");
+                load_user(&*l, &user, 0).await;
+                l.claim(&claim(i + 1, &user, true, 1, Some(1), Some(2)))
+                    .await
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let (mut granted, mut sold_out, mut w1, mut w2) = (0, 0, 0, 0);
+    for t in tasks {
+        match t.await.expect("task").expect("claim") {
+            ClaimOutcome::Granted { award, .. } => {
+                granted += 1;
+                match award.map(AwardId::get) {
+                    Some(1) => w1 += 1,
+                    Some(2) => w2 += 1,
+                    _ => {}
+                }
+            }
+            ClaimOutcome::SoldOut => sold_out += 1,
+            ClaimOutcome::QuotaExhausted => panic!("every user has a take left"),
+        }
+    }
+    eprintln!("2,000 concurrent claims in {:?}", started.elapsed());
+    assert_eq!((granted, sold_out), (100, 1_900));
+    assert_eq!((w1, w2), (30, 20));
+    assert_eq!(l.stock_left(act()).await, Ok(Some(0)));
+    assert_eq!(
+        l.awards_left(act(), &[aid(1), aid(2)]).await,
+        Ok(vec![Some(0), Some(0)])
+    );
+}
+
+async fn one_user_concurrently_gets_exactly_the_limit(s: &Subject) {
+    let l = s.ledger.clone();
+    load(&*l, 1_000, &[]).await;
+    load_user(&*l, "greedy", 0).await;
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let l = l.clone();
+            tokio::spawn(async move { l.claim(&claim(i + 1, "greedy", true, 3, None, None)).await })
+        })
+        .collect();
+    let mut granted = 0;
+    for t in tasks {
+        if matches!(
+            t.await.expect("task").expect("claim"),
+            ClaimOutcome::Granted { .. }
+        ) {
+            granted += 1;
+        }
+    }
+    assert_eq!(granted, 3);
+    assert_eq!(l.stock_left(act()).await, Ok(Some(997)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Redis at 127.0.0.1:6379 (LOTTERY_TEST_REDIS_URL)"]
+async fn redis_cut_fails_fast_and_changes_nothing() {
+    let direct = Service::Redis.require().await;
+    let proxy = TcpProxy::for_service(Service::Redis).await.expect("proxy");
+    let via = proxy.proxied_url(&direct).expect("proxied url");
+    let s = Subject::redis_at(&via, &direct).await;
+    let l = &*s.ledger;
+    load(l, 10, &[(1, 10)]).await;
+    load_user(l, "u", 0).await;
+    proxy.cut().await;
+    let started = Instant::now();
+    let r = l.claim(&claim(1, "u", true, 5, Some(1), None)).await;
+    assert!(matches!(r, Err(StockError::Unavailable(_))), "{r:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    // Nothing changed, as read past the proxy.
+    let check = Subject {
+        ledger: Arc::new(MemoryLedger::new()),
+        redis: s.redis.clone(),
+    };
+    let keys = check.keys_with_ttl().await;
+    assert!(
+        !keys.iter().any(|(k, _)| k.contains(":claim:")),
+        "no claim recorded while cut"
+    );
+    proxy.restore().await.expect("restore");
+    let mut ok = None;
+    for _ in 0..20 {
+        match l.claim(&claim(2, "u", true, 5, Some(1), None)).await {
+            Ok(o) => {
+                ok = Some(o);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert!(
+        matches!(ok, Some(ClaimOutcome::Granted { .. })),
+        "claims work again after restore"
+    );
+    assert_eq!(l.stock_left(act()).await, Ok(Some(9)));
+    s.cleanup().await;
+}
