@@ -2,7 +2,7 @@
 //! activity at once, one load reaches the database and the others wait for it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -23,9 +23,25 @@ pub struct ActivityConfig {
     /// Awards seen out of stock, so draws stop aiming at them (the stock store stays the
     /// authority; this only saves wasted claims and keeps entirety draws renormalised).
     out_of_stock: Mutex<OutOfStock>,
+    /// Until when (ms since the epoch) draws may be answered "sold out" without asking the
+    /// stock store: in a spike most requests arrive after the stock is gone, and they need
+    /// not cost a round trip each. Kept short, since given-back stock can reappear.
+    sold_out_until: AtomicI64,
 }
 
 impl ActivityConfig {
+    /// How long a sold-out answer is trusted.
+    pub const SOLD_OUT_MEMO_MS: i64 = 500;
+
+    pub fn known_sold_out(&self, now_ms: i64) -> bool {
+        self.sold_out_until.load(Ordering::Relaxed) > now_ms
+    }
+
+    pub fn mark_sold_out(&self, now_ms: i64) {
+        self.sold_out_until
+            .store(now_ms + Self::SOLD_OUT_MEMO_MS, Ordering::Relaxed);
+    }
+
     pub fn strategy(&self) -> &Strategy {
         self.drawer.strategy()
     }
@@ -167,6 +183,7 @@ impl ConfigCache {
             drawer: Drawer::new(strategy),
             awards,
             out_of_stock: Mutex::new(OutOfStock::NONE),
+            sold_out_until: AtomicI64::new(0),
         }))
     }
 }

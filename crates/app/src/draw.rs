@@ -100,6 +100,9 @@ impl Lottery {
         let now = self.svc.clock.now();
         // Stock and quota are checked atomically by the claim; here only state and window.
         config.activity.check_participation(now, u64::MAX, 0)?;
+        if config.known_sold_out(now.timestamp_millis()) {
+            return Err(ParticipationError::SoldOut.into());
+        }
         let open = self.svc.takes.open_take(&req.user, req.activity).await?;
 
         let drawn = {
@@ -126,7 +129,10 @@ impl Lottery {
             expires_at: config.activity.end() + Duration::days(KEY_MARGIN_DAYS),
         };
         let (award, fallback) = match self.claim(&claim).await? {
-            ClaimOutcome::SoldOut => return Err(ParticipationError::SoldOut.into()),
+            ClaimOutcome::SoldOut => {
+                config.mark_sold_out(self.svc.clock.now().timestamp_millis());
+                return Err(ParticipationError::SoldOut.into());
+            }
             ClaimOutcome::QuotaExhausted => {
                 return Err(ParticipationError::QuotaExhausted {
                     limit: config.activity.take_limit(),

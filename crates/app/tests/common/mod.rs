@@ -1,0 +1,167 @@
+//! Real services for the use-case tests: SQLite + in-memory stock (embedded) or MariaDB +
+//! Redis (cluster), on fresh databases and a fresh key prefix.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use db_router::RouterConfig;
+use lottery_activity::{Action, StockLedger};
+use lottery_app::{AwardSpec, DeployCommand, Deployed, Lottery, Services, StrategySpec};
+use lottery_award::{AwardKind, AwardRegistry};
+use lottery_domain::{ActivityId, SystemClock};
+use lottery_ids::Generators;
+use lottery_stock::{MemoryLedger, RedisLedger, RedisLedgerOptions};
+use lottery_storage::{BatchOptions, Storage};
+use lottery_strategy::DrawMode;
+use lottery_testkit::{FreshMysql, FreshSqlite, Service, unique_name};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Embedded,
+    Cluster,
+}
+
+pub enum Guard {
+    Sqlite(FreshSqlite),
+    MariaDb(FreshMysql),
+}
+
+pub struct World {
+    pub lottery: Lottery,
+    pub storage: Storage,
+    pub stock: Arc<dyn StockLedger>,
+    pub redis_prefix: Option<String>,
+    _guard: Guard,
+}
+
+/// Services for `mode`; `wrap` may decorate them (fault injection, counting).
+pub async fn world_with(mode: Mode, wrap: impl FnOnce(Services) -> Services) -> World {
+    world_full(mode, None, wrap).await
+}
+
+/// As [`world_with`], with the stock store reached at `redis_url` (e.g. through a proxy).
+pub async fn world_full(
+    mode: Mode,
+    redis_url: Option<String>,
+    wrap: impl FnOnce(Services) -> Services,
+) -> World {
+    let (urls, guard) = match mode {
+        Mode::Embedded => {
+            let fresh = FreshSqlite::create("app", 3).expect("SQLite files");
+            (fresh.urls().to_vec(), Guard::Sqlite(fresh))
+        }
+        Mode::Cluster => {
+            Service::MariaDb.require().await;
+            let fresh = FreshMysql::create("app", 3)
+                .await
+                .expect("MariaDB databases");
+            (fresh.urls().to_vec(), Guard::MariaDb(fresh))
+        }
+    };
+    let mut config = RouterConfig::new(urls[0].clone(), urls[1..].to_vec(), 4);
+    config.max_connections = 12;
+    // Tests run side by side on a small machine: wait for a connection rather than fail.
+    config.acquire_timeout_ms = 30_000;
+    let storage = Storage::connect(&config).await.expect("storage");
+    storage.migrate().await.expect("migrate");
+    let (stock, redis_prefix): (Arc<dyn StockLedger>, _) = match mode {
+        Mode::Embedded => (Arc::new(MemoryLedger::new()), None),
+        Mode::Cluster => {
+            let direct = Service::Redis.require().await;
+            let url = redis_url.unwrap_or(direct);
+            let prefix = unique_name("app");
+            let options = RedisLedgerOptions {
+                prefix: prefix.clone(),
+                ..RedisLedgerOptions::default()
+            };
+            (
+                Arc::new(RedisLedger::connect(&url, options).await.expect("redis")),
+                Some(prefix),
+            )
+        }
+    };
+    let lottery = Lottery::new(wrap(services(&storage, stock.clone())));
+    World {
+        lottery,
+        storage,
+        stock,
+        redis_prefix,
+        _guard: guard,
+    }
+}
+
+pub async fn world(mode: Mode) -> World {
+    world_with(mode, |s| s).await
+}
+
+pub fn services(storage: &Storage, stock: Arc<dyn StockLedger>) -> Services {
+    let config = Arc::new(storage.config());
+    Services {
+        activities: config.clone(),
+        strategies: config.clone(),
+        awards: config,
+        takes: Arc::new(storage.takes()),
+        orders: Arc::new(storage.orders()),
+        draws: Arc::new(storage.batched_draws(BatchOptions::default())),
+        rule_trees: Arc::new(storage.rule_trees()),
+        outbox: Arc::new(storage.outbox()),
+        grants: Arc::new(storage.orders()),
+        leases: Arc::new(storage.leases()),
+        stock,
+        clock: Arc::new(SystemClock),
+        ids: Arc::new(Generators::new(1, Arc::new(SystemClock)).expect("ids")),
+        registry: AwardRegistry::with_builtins(),
+    }
+}
+
+pub fn award(kind: AwardKind, name: &str, count: u32, rate: &str) -> AwardSpec {
+    AwardSpec {
+        award_id: None,
+        kind,
+        name: name.into(),
+        content: format!("{name}-content"),
+        count,
+        rate: rate.parse().expect("rate"),
+    }
+}
+
+pub fn command(
+    stock: u32,
+    take_limit: u32,
+    mode: DrawMode,
+    awards: Vec<AwardSpec>,
+) -> DeployCommand {
+    let now: DateTime<Utc> = Utc::now();
+    DeployCommand {
+        activity_id: None,
+        strategy_id: None,
+        name: "Seed campaign".into(),
+        description: "test".into(),
+        begin_time: now - Duration::hours(1),
+        end_time: now + Duration::days(1),
+        stock,
+        take_limit,
+        strategy: StrategySpec {
+            mode,
+            fallback_award_id: None,
+            awards,
+        },
+    }
+}
+
+/// Deploys and walks the activity to `doing`.
+pub async fn running(lottery: &Lottery, cmd: DeployCommand) -> Deployed {
+    let deployed = lottery.deploy(cmd, "admin").await.expect("deploy");
+    for action in [Action::Submit, Action::Approve, Action::Start] {
+        lottery
+            .act(deployed.activity_id, action)
+            .await
+            .expect("review");
+    }
+    deployed
+}
+
+pub fn id(d: &Deployed) -> ActivityId {
+    d.activity_id
+}

@@ -1,0 +1,463 @@
+//! The draw pipeline under load and failure, in embedded mode (SQLite + in-memory stock) and
+//! cluster mode (MariaDB + Redis).
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use common::{Mode, award, command, running, world, world_with};
+use lottery_activity::{
+    ActivityRepository, DrawRecord, DrawRepository, Page, ParticipationError, PastDraw,
+    RecordOutcome,
+};
+use lottery_app::{AppError, DrawOutcome, DrawRequest, DrawResult, Lottery};
+use lottery_award::AwardKind;
+use lottery_domain::{ActivityId, RepoError, RepoResult, UserId};
+use lottery_strategy::DrawMode;
+
+macro_rules! both_modes {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::Mode::Embedded).await;
+                }
+            )*
+        }
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                #[ignore = "needs MariaDB at 127.0.0.1:3306 and Redis at 127.0.0.1:6379"]
+                async fn $name() {
+                    super::$name(super::Mode::Cluster).await;
+                }
+            )*
+        }
+    };
+}
+
+both_modes!(
+    seed_scenario_2000_users_100_stock,
+    one_user_200_concurrent_draws_limit_3,
+    a_failed_write_gives_the_stock_back,
+    idempotency_key_replays_the_first_result,
+    out_of_stock_award_falls_back,
+    participation_rules_give_distinct_errors,
+);
+
+fn req(user: &str, activity: ActivityId) -> DrawRequest {
+    DrawRequest {
+        user: UserId::new(user).expect("user"),
+        activity,
+        idempotency_key: None,
+        shipping: None,
+    }
+}
+
+async fn draw_all(
+    lottery: &Lottery,
+    requests: Vec<DrawRequest>,
+) -> Vec<Result<DrawResult, AppError>> {
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|r| {
+            let lottery = lottery.clone();
+            tokio::spawn(async move { lottery.draw(r).await })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(t.await.expect("draw task"));
+    }
+    out
+}
+
+async fn seed_scenario_2000_users_100_stock(mode: Mode) {
+    let w = world(mode).await;
+    let cmd = command(
+        100,
+        1,
+        DrawMode::Single,
+        vec![
+            award(AwardKind::PHYSICAL, "phone", 2, "0.05"),
+            award(AwardKind::COUPON, "coupon", 30, "0.4"),
+            award(AwardKind::DESCRIPTION, "thanks", 1_000, "0.3"),
+        ],
+    );
+    let d = running(&w.lottery, cmd).await;
+    let results = draw_all(
+        &w.lottery,
+        (0..2_000)
+            .map(|i| req(&format!("seed-{i}"), d.activity_id))
+            .collect(),
+    )
+    .await;
+
+    let mut ok = 0;
+    let mut sold_out = 0;
+    let mut wins: HashMap<_, u64> = HashMap::new();
+    for r in &results {
+        match r {
+            Ok(res) => {
+                ok += 1;
+                if res.result == DrawOutcome::Win {
+                    *wins
+                        .entry(res.award.as_ref().expect("award").id)
+                        .or_default() += 1;
+                }
+            }
+            Err(AppError::Participation(ParticipationError::SoldOut)) => sold_out += 1,
+            Err(e) => panic!("unexpected draw error: {e}"),
+        }
+    }
+    assert_eq!((ok, sold_out), (100, 1_900));
+    let counts: HashMap<_, u64> = d.award_ids.iter().copied().zip([2u64, 30, 1_000]).collect();
+    for (award, n) in &wins {
+        assert!(
+            n <= &counts[award],
+            "award {award} won {n} times, only {} exist",
+            counts[award]
+        );
+    }
+
+    // The stock store and the database agree.
+    let live = w
+        .stock
+        .stock_left(d.activity_id)
+        .await
+        .expect("stock")
+        .expect("loaded");
+    assert_eq!(live, 0);
+    let left = w
+        .stock
+        .awards_left(d.activity_id, &d.award_ids)
+        .await
+        .expect("awards");
+    for (i, a) in d.award_ids.iter().enumerate() {
+        assert_eq!(
+            left[i],
+            Some(counts[a] - wins.get(a).copied().unwrap_or(0)),
+            "award {a}"
+        );
+    }
+    let synced = lottery_app::StockSync::new(w.lottery.clone())
+        .sync(d.activity_id)
+        .await
+        .expect("sync");
+    assert!(synced.is_some());
+    let db = w
+        .storage
+        .config()
+        .stock_snapshot(d.activity_id)
+        .await
+        .expect("snapshot")
+        .expect("activity");
+    assert_eq!(db.stock_left, 0);
+    for (a, n) in &db.awards_left {
+        assert_eq!(
+            *n,
+            counts[a] - wins.get(a).copied().unwrap_or(0),
+            "database award {a}"
+        );
+    }
+    let orders: u64 = wins.values().sum();
+    assert_eq!(
+        w.storage
+            .outbox()
+            .count(lottery_storage::OutboxState::Pending)
+            .await
+            .expect("count"),
+        orders,
+        "one outbox message per win"
+    );
+}
+
+async fn one_user_200_concurrent_draws_limit_3(mode: Mode) {
+    let w = world(mode).await;
+    let d = running(
+        &w.lottery,
+        command(
+            1_000,
+            3,
+            DrawMode::Single,
+            vec![award(AwardKind::COUPON, "c", 500, "0.5")],
+        ),
+    )
+    .await;
+    let results = draw_all(
+        &w.lottery,
+        (0..200).map(|_| req("greedy", d.activity_id)).collect(),
+    )
+    .await;
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    let quota = results
+        .iter()
+        .filter(|r| {
+            matches!(
+                r,
+                Err(AppError::Participation(
+                    ParticipationError::QuotaExhausted { limit: 3 }
+                ))
+            )
+        })
+        .count();
+    assert_eq!(
+        (ok, quota),
+        (3, 197),
+        "{:?}",
+        results
+            .iter()
+            .filter(|r| r.is_err())
+            .take(3)
+            .collect::<Vec<_>>()
+    );
+    let user = UserId::new("greedy").expect("user");
+    assert_eq!(
+        w.lottery
+            .user_takes(&user, Some(d.activity_id), Page::new(0, 50))
+            .await
+            .expect("takes")
+            .len(),
+        3
+    );
+    assert_eq!(
+        w.stock.stock_left(d.activity_id).await.expect("stock"),
+        Some(997)
+    );
+}
+
+/// Delegates to the real draw store but refuses the first `fail` writes, as a database that
+/// is down would.
+struct RefusingDraws {
+    inner: Arc<dyn DrawRepository>,
+    fail: AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl DrawRepository for RefusingDraws {
+    async fn record_draw(&self, record: DrawRecord) -> RepoResult<RecordOutcome> {
+        if self
+            .fail
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(RepoError::Unavailable(
+                "injected: database refused the write".into(),
+            ));
+        }
+        self.inner.record_draw(record).await
+    }
+
+    async fn find_by_key(&self, user: &UserId, key: &str) -> RepoResult<Option<PastDraw>> {
+        self.inner.find_by_key(user, key).await
+    }
+}
+
+async fn a_failed_write_gives_the_stock_back(mode: Mode) {
+    let w = world_with(mode, |mut s| {
+        s.draws = Arc::new(RefusingDraws {
+            inner: s.draws.clone(),
+            fail: AtomicU32::new(5),
+        });
+        s
+    })
+    .await;
+    // Every draw wins the only award, so both the activity and award stock are claimed.
+    let d = running(
+        &w.lottery,
+        command(
+            10,
+            5,
+            DrawMode::Single,
+            vec![award(AwardKind::COUPON, "c", 10, "1")],
+        ),
+    )
+    .await;
+    for _ in 0..5 {
+        let r = w.lottery.draw(req("victim", d.activity_id)).await;
+        assert!(matches!(r, Err(AppError::Unavailable(_))), "{r:?}");
+    }
+    assert_eq!(
+        w.stock.stock_left(d.activity_id).await.expect("stock"),
+        Some(10),
+        "activity stock given back"
+    );
+    assert_eq!(
+        w.stock
+            .awards_left(d.activity_id, &d.award_ids)
+            .await
+            .expect("awards"),
+        vec![Some(10)]
+    );
+    // The user's quota was given back too: all five takes are still available.
+    for _ in 0..5 {
+        let r = w
+            .lottery
+            .draw(req("victim", d.activity_id))
+            .await
+            .expect("draw");
+        assert_eq!(r.result, DrawOutcome::Win);
+    }
+    assert_eq!(
+        w.stock.stock_left(d.activity_id).await.expect("stock"),
+        Some(5)
+    );
+}
+
+async fn idempotency_key_replays_the_first_result(mode: Mode) {
+    let w = world(mode).await;
+    let d = running(
+        &w.lottery,
+        command(
+            50,
+            5,
+            DrawMode::Single,
+            vec![award(AwardKind::COUPON, "c", 50, "0.5")],
+        ),
+    )
+    .await;
+    let mut first_req = req("replayer", d.activity_id);
+    first_req.idempotency_key = Some("order-123".into());
+    let first = w.lottery.draw(first_req.clone()).await.expect("draw");
+    assert!(!first.replayed);
+    // Sequential and concurrent replays all answer the first result and take nothing more.
+    let replays = draw_all(&w.lottery, (0..20).map(|_| first_req.clone()).collect()).await;
+    for r in replays {
+        let r = r.expect("replay");
+        assert!(r.replayed);
+        assert_eq!(
+            (r.take_id, r.order_id, r.result),
+            (first.take_id, first.order_id, first.result)
+        );
+    }
+    assert_eq!(
+        w.stock.stock_left(d.activity_id).await.expect("stock"),
+        Some(49)
+    );
+    let view = w
+        .lottery
+        .user_activity(&first_req.user, d.activity_id)
+        .await
+        .expect("view");
+    assert_eq!((view.takes_used, view.takes_left), (1, 4));
+    // The same key for another activity is a conflict, not a silent replay.
+    let other = running(
+        &w.lottery,
+        command(
+            5,
+            1,
+            DrawMode::Single,
+            vec![award(AwardKind::COUPON, "c", 5, "0.5")],
+        ),
+    )
+    .await;
+    let mut wrong = first_req.clone();
+    wrong.activity = other.activity_id;
+    assert!(matches!(
+        w.lottery.draw(wrong).await,
+        Err(AppError::Conflict(_))
+    ));
+}
+
+async fn out_of_stock_award_falls_back(mode: Mode) {
+    let w = world(mode).await;
+    let mut cmd = command(
+        100,
+        1,
+        DrawMode::Single,
+        vec![
+            award(AwardKind::PHYSICAL, "phone", 3, "1"),
+            award(AwardKind::DESCRIPTION, "thanks", 1_000, "0"),
+        ],
+    );
+    let fallback_id = lottery_domain::AwardId::new(990_001).expect("id");
+    cmd.strategy.awards[1].award_id = Some(fallback_id);
+    cmd.strategy.fallback_award_id = Some(fallback_id);
+    let d = running(&w.lottery, cmd).await;
+    let results = draw_all(
+        &w.lottery,
+        (0..40)
+            .map(|i| req(&format!("fb-{i}"), d.activity_id))
+            .collect(),
+    )
+    .await;
+    let mut phones = 0;
+    let mut fallbacks = 0;
+    for r in results {
+        let r = r.expect("draw");
+        assert_eq!(r.result, DrawOutcome::Win, "every draw wins something");
+        if r.fallback {
+            assert_eq!(r.award.expect("award").id, fallback_id);
+            fallbacks += 1;
+        } else {
+            phones += 1;
+        }
+    }
+    assert_eq!((phones, fallbacks), (3, 37));
+}
+
+async fn participation_rules_give_distinct_errors(mode: Mode) {
+    let w = world(mode).await;
+    let d = w
+        .lottery
+        .deploy(
+            command(
+                2,
+                1,
+                DrawMode::Single,
+                vec![award(AwardKind::COUPON, "c", 1, "0.5")],
+            ),
+            "admin",
+        )
+        .await
+        .expect("deploy");
+    let not_open = w.lottery.draw(req("u1", d.activity_id)).await;
+    assert!(
+        matches!(
+            not_open,
+            Err(AppError::Participation(ParticipationError::NotOpen { .. }))
+        ),
+        "{not_open:?}"
+    );
+    for action in [
+        lottery_activity::Action::Submit,
+        lottery_activity::Action::Approve,
+        lottery_activity::Action::Start,
+    ] {
+        w.lottery.act(d.activity_id, action).await.expect("review");
+    }
+    w.lottery
+        .draw(req("u1", d.activity_id))
+        .await
+        .expect("first draw");
+    let quota = w.lottery.draw(req("u1", d.activity_id)).await;
+    assert!(
+        matches!(
+            quota,
+            Err(AppError::Participation(
+                ParticipationError::QuotaExhausted { .. }
+            ))
+        ),
+        "{quota:?}"
+    );
+    w.lottery
+        .draw(req("u2", d.activity_id))
+        .await
+        .expect("second user");
+    let sold = w.lottery.draw(req("u3", d.activity_id)).await;
+    assert!(
+        matches!(
+            sold,
+            Err(AppError::Participation(ParticipationError::SoldOut))
+        ),
+        "{sold:?}"
+    );
+    let missing = w
+        .lottery
+        .draw(req("u2", ActivityId::new(42).expect("id")))
+        .await;
+    assert!(matches!(missing, Err(AppError::NotFound(_))), "{missing:?}");
+}
