@@ -1,0 +1,336 @@
+//! Admin endpoints: deploy, list, inspect, revise and review activities; rule trees;
+//! strategy simulation.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use lottery_activity::{Action, ActivityFilter, Page};
+use lottery_domain::{AwardId, TreeId};
+use lottery_rule::{Line, LineOp, Node, NodeKind, RuleTree};
+use lottery_strategy::{DrawMode, Rate, Strategy, StrategyAward};
+
+use super::dto::*;
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::auth::Admin;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+fn page(offset: Option<u32>, limit: Option<u32>) -> Page {
+    Page::new(offset.unwrap_or(0), limit.unwrap_or(50))
+}
+
+/// Deploy an activity with its strategy and awards (state `editing`).
+#[utoipa::path(post, path = "/api/v1/admin/activities", tag = "admin", request_body = DeployRequest,
+    security(("bearer" = [])),
+    responses((status = 201, body = DeployedResponse), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody)))]
+pub async fn deploy(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiJson(body): ApiJson<DeployRequest>,
+) -> ApiResult<(StatusCode, axum::Json<DeployedResponse>)> {
+    let deployed = state
+        .lottery
+        .deploy(body.into_command()?, &admin.name)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(deployed.into())))
+}
+
+/// List activities, newest first, filtered by name substring and state.
+#[utoipa::path(get, path = "/api/v1/admin/activities", tag = "admin", params(ListQuery), security(("bearer" = [])),
+    responses((status = 200, body = ActivityList), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<axum::Json<ActivityList>> {
+    let state_filter = q
+        .state
+        .as_deref()
+        .map(|s| {
+            s.parse().map_err(|e: lottery_activity::UnknownName| {
+                ApiError::BadRequest(format!("state: {e}"))
+            })
+        })
+        .transpose()?;
+    let p = page(q.offset, q.limit);
+    let items = state
+        .lottery
+        .list_activities(
+            &ActivityFilter {
+                name: q.name,
+                state: state_filter,
+            },
+            p,
+        )
+        .await?;
+    Ok(axum::Json(ActivityList {
+        items: items.iter().map(ActivitySummary::from).collect(),
+        offset: p.offset,
+        limit: p.limit,
+    }))
+}
+
+/// One activity with its strategy, awards, stock left and draw counts.
+#[utoipa::path(get, path = "/api/v1/admin/activities/{id}", tag = "admin", params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = ActivityDetail), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody)))]
+pub async fn detail(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<axum::Json<ActivityDetail>> {
+    let id = parse_activity_id(&id)?;
+    let activity = state.lottery.activity(id).await?;
+    let strategy = state.lottery.strategy(activity.strategy_id()).await?;
+    let ids: Vec<AwardId> = strategy.awards().iter().map(|a| a.award_id).collect();
+    let awards = state.lottery.awards(&ids).await?;
+    let stock = state.lottery.stock(id).await?;
+    let mut wins = 0;
+    let views = strategy
+        .awards()
+        .iter()
+        .map(|sa| {
+            let award = awards.iter().find(|a| a.id == sa.award_id);
+            let left = stock
+                .awards_left
+                .iter()
+                .find(|(a, _)| *a == sa.award_id)
+                .map_or(0, |(_, n)| *n);
+            wins += u64::from(sa.count).saturating_sub(left);
+            AwardView {
+                award_id: sa.award_id.to_string(),
+                kind: award.map(|a| a.kind.to_string()).unwrap_or_default(),
+                name: award.map(|a| a.name.clone()).unwrap_or_default(),
+                content: award.map(|a| a.content.clone()).unwrap_or_default(),
+                count: sa.count,
+                rate: sa.rate.to_string(),
+                left,
+            }
+        })
+        .collect();
+    Ok(axum::Json(ActivityDetail {
+        summary: ActivitySummary::from(&activity),
+        description: activity.spec().description.clone(),
+        stock_left: stock.stock_left,
+        draws: u64::from(activity.stock()).saturating_sub(stock.stock_left),
+        wins,
+        strategy: StrategyView {
+            strategy_id: strategy.id().to_string(),
+            mode: strategy.mode().to_string(),
+            fallback_award_id: strategy.fallback().map(|a| a.to_string()),
+            awards: views,
+        },
+    }))
+}
+
+/// Replace an activity's content; only while it is `editing`.
+#[utoipa::path(put, path = "/api/v1/admin/activities/{id}", tag = "admin", params(("id" = String, Path)),
+    request_body = DeployRequest, security(("bearer" = [])),
+    responses((status = 200, body = DeployedResponse), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn revise(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<DeployRequest>,
+) -> ApiResult<axum::Json<DeployedResponse>> {
+    let id = parse_activity_id(&id)?;
+    let deployed = state
+        .lottery
+        .revise(id, body.into_command()?, &admin.name)
+        .await?;
+    Ok(axum::Json(deployed.into()))
+}
+
+/// Apply a review action: submit, approve, refuse, revoke, start, close or open.
+#[utoipa::path(post, path = "/api/v1/admin/activities/{id}/actions/{action}", tag = "admin",
+    params(("id" = String, Path), ("action" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = StateResponse), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn act(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiPath((id, action)): ApiPath<(String, String)>,
+) -> ApiResult<axum::Json<StateResponse>> {
+    let id = parse_activity_id(&id)?;
+    let action: Action = action.parse().map_err(|e: lottery_activity::UnknownName| {
+        ApiError::BadRequest(format!(
+            "{e}; expected submit, approve, refuse, revoke, start, close or open"
+        ))
+    })?;
+    let to = state.lottery.act(id, action).await?;
+    Ok(axum::Json(StateResponse {
+        activity_id: id.to_string(),
+        state: to.to_string(),
+    }))
+}
+
+/// Store a decision tree that picks an activity from user facts.
+#[utoipa::path(post, path = "/api/v1/admin/rule-trees", tag = "admin", request_body = TreeRequest,
+    security(("bearer" = [])),
+    responses((status = 201, body = TreeCreated), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody)))]
+pub async fn create_tree(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiJson(body): ApiJson<TreeRequest>,
+) -> ApiResult<(StatusCode, axum::Json<TreeCreated>)> {
+    let id = match body.tree_id.as_deref() {
+        Some(raw) => raw
+            .parse::<TreeId>()
+            .map_err(|e| ApiError::BadRequest(format!("tree_id: {e}")))?,
+        None => state.lottery.new_tree_id()?,
+    };
+    let mut nodes = Vec::with_capacity(body.nodes.len());
+    for (i, n) in body.nodes.into_iter().enumerate() {
+        nodes.push(match n.kind.as_str() {
+            "stem" => Node::stem(n.id, n.rule_key.unwrap_or_default()),
+            "fruit" => Node::fruit(n.id, n.value.unwrap_or_default()),
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "nodes[{i}].kind: expected stem or fruit, got {other:?}"
+                )));
+            }
+        });
+    }
+    let mut lines = Vec::with_capacity(body.lines.len());
+    for (i, l) in body.lines.into_iter().enumerate() {
+        let op: LineOp =
+            l.op.parse()
+                .map_err(|e| ApiError::BadRequest(format!("lines[{i}].op: {e}")))?;
+        lines.push(Line::new(l.from, l.to, op, l.value));
+    }
+    let tree = RuleTree::new(id, body.name, body.root.into(), nodes, lines)
+        .map_err(|e| ApiError::BadRequest(format!("invalid rule tree: {e}")))?;
+    let id = state.lottery.save_tree(tree).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(TreeCreated {
+            tree_id: id.to_string(),
+        }),
+    ))
+}
+
+/// A stored rule tree.
+#[utoipa::path(get, path = "/api/v1/admin/rule-trees/{id}", tag = "admin", params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = TreeView), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get_tree(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<axum::Json<TreeView>> {
+    let id: TreeId = id
+        .parse()
+        .map_err(|e| ApiError::BadRequest(format!("tree id: {e}")))?;
+    let tree = state.lottery.tree(id).await?;
+    Ok(axum::Json(TreeView {
+        tree_id: tree.id().to_string(),
+        name: tree.name().to_owned(),
+        root: tree.root().get(),
+        nodes: tree
+            .nodes()
+            .iter()
+            .map(|n| match &n.kind {
+                NodeKind::Stem { rule_key } => NodeView {
+                    id: n.id.get(),
+                    kind: "stem".into(),
+                    rule_key: Some(rule_key.clone()),
+                    value: None,
+                },
+                NodeKind::Fruit { value } => NodeView {
+                    id: n.id.get(),
+                    kind: "fruit".into(),
+                    rule_key: None,
+                    value: Some(value.clone()),
+                },
+            })
+            .collect(),
+        lines: tree
+            .lines()
+            .iter()
+            .map(|l| LineView {
+                from: l.from.get(),
+                to: l.to.get(),
+                op: l.op.as_str().into(),
+                value: l.value.clone(),
+            })
+            .collect(),
+    }))
+}
+
+/// Dry-run draws of a strategy (a deployed activity's, or one given inline); touches no stock.
+#[utoipa::path(post, path = "/api/v1/admin/strategies/simulate", tag = "admin", request_body = SimulateRequest,
+    security(("bearer" = [])),
+    responses((status = 200, body = SimulationView), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody)))]
+pub async fn simulate(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiJson(body): ApiJson<SimulateRequest>,
+) -> ApiResult<axum::Json<SimulationView>> {
+    let strategy = match (&body.activity_id, &body.awards) {
+        (Some(id), None) => {
+            let activity = state.lottery.activity(parse_activity_id(id)?).await?;
+            state.lottery.strategy(activity.strategy_id()).await?
+        }
+        (None, Some(awards)) => {
+            let mode: DrawMode = body
+                .mode
+                .as_deref()
+                .unwrap_or("single")
+                .parse()
+                .map_err(|e| ApiError::BadRequest(format!("mode: {e}")))?;
+            let mut list = Vec::with_capacity(awards.len());
+            for (i, a) in awards.iter().enumerate() {
+                let award_id = match &a.award_id {
+                    Some(raw) => parse_award_id(&format!("awards[{i}].award_id"), raw)?,
+                    None => AwardId::new(i as i64 + 1)
+                        .map_err(|e| ApiError::BadRequest(e.to_string()))?,
+                };
+                let rate: Rate = a
+                    .rate
+                    .parse()
+                    .map_err(|e| ApiError::BadRequest(format!("awards[{i}].rate: {e}")))?;
+                list.push(StrategyAward {
+                    award_id,
+                    rate,
+                    count: 0,
+                });
+            }
+            let id = parse_strategy_id("1")?;
+            Strategy::new(id, mode, list, None)
+                .map_err(|e| ApiError::BadRequest(format!("strategy: {e}")))?
+        }
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give either activity_id or awards (with mode)".into(),
+            ));
+        }
+    };
+    let sim = state.lottery.simulate(strategy, body.draws).await?;
+    Ok(axum::Json(SimulationView {
+        draws: sim.draws,
+        nothing: sim.nothing,
+        awards: sim
+            .awards
+            .into_iter()
+            .map(|r| SimulationRowView {
+                award_id: r.award_id.to_string(),
+                rate: r.rate,
+                wins: r.wins,
+                observed: r.observed,
+            })
+            .collect(),
+    }))
+}

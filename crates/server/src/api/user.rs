@@ -1,0 +1,188 @@
+//! End-user endpoints: a user acts only as themself (the token's subject).
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use lottery_activity::Page;
+use lottery_app::DrawRequest;
+use lottery_domain::TreeId;
+use lottery_rule::Facts;
+
+use super::dto::*;
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::auth::User;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    headers
+        .get(IDEMPOTENCY_HEADER)
+        .map(|v| {
+            v.to_str()
+                .map(str::to_owned)
+                .map_err(|_| ApiError::BadRequest("Idempotency-Key must be printable ASCII".into()))
+        })
+        .transpose()
+}
+
+/// An activity as users see it: window, state, prizes and what is left.
+#[utoipa::path(get, path = "/api/v1/activities/{id}", tag = "user", params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = PublicActivity), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody)))]
+pub async fn activity(
+    State(state): State<AppState>,
+    _user: User,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<axum::Json<PublicActivity>> {
+    let id = parse_activity_id(&id)?;
+    let config = state.lottery.cache().get(id).await?;
+    let stock = state.lottery.stock(id).await?;
+    let a = &config.activity;
+    let awards = config
+        .strategy()
+        .awards()
+        .iter()
+        .map(|sa| {
+            let award = config.awards.get(&sa.award_id);
+            PublicAward {
+                award_id: sa.award_id.to_string(),
+                kind: award.map(|x| x.kind.to_string()).unwrap_or_default(),
+                name: award.map(|x| x.name.clone()).unwrap_or_default(),
+                left: stock
+                    .awards_left
+                    .iter()
+                    .find(|(x, _)| *x == sa.award_id)
+                    .map_or(0, |(_, n)| *n),
+            }
+        })
+        .collect();
+    Ok(axum::Json(PublicActivity {
+        activity_id: a.id().to_string(),
+        name: a.name().to_owned(),
+        description: a.spec().description.clone(),
+        state: a.state().to_string(),
+        begin_time: a.begin(),
+        end_time: a.end(),
+        stock_left: stock.stock_left,
+        take_limit: a.take_limit(),
+        awards,
+    }))
+}
+
+/// Take part in an activity and draw. Send an `Idempotency-Key` header to make retries safe:
+/// a replay answers the first result and takes nothing more.
+#[utoipa::path(post, path = "/api/v1/activities/{id}/draw", tag = "user",
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    request_body(content = Option<DrawBody>), security(("bearer" = [])),
+    responses((status = 200, body = DrawResponse), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
+        (status = 410, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody),
+        (status = 503, body = crate::error::ErrorBody)))]
+pub async fn draw(
+    State(state): State<AppState>,
+    user: User,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<axum::Json<DrawResponse>> {
+    let activity = parse_activity_id(&id)?;
+    // The body is optional: empty means no shipping address.
+    let body: DrawBody = if body.iter().all(u8::is_ascii_whitespace) {
+        DrawBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid request body: {e}")))?
+    };
+    state.rate_limit(&user)?;
+    let shipping = body.shipping_address.map(Into::into);
+    let request = DrawRequest {
+        user: user.id,
+        activity,
+        idempotency_key: idempotency_key(&headers)?,
+        shipping,
+    };
+    let result = state.observe_draw(state.lottery.draw(request)).await?;
+    Ok(axum::Json(result.into()))
+}
+
+/// Draw in the activity a rule tree picks from the user's facts.
+#[utoipa::path(post, path = "/api/v1/draw", tag = "user", request_body = RuleDrawRequest,
+    params(("Idempotency-Key" = Option<String>, Header)), security(("bearer" = [])),
+    responses((status = 200, body = DrawResponse), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
+        (status = 410, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody),
+        (status = 503, body = crate::error::ErrorBody)))]
+pub async fn draw_by_rules(
+    State(state): State<AppState>,
+    user: User,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<RuleDrawRequest>,
+) -> ApiResult<axum::Json<DrawResponse>> {
+    let tree_id: TreeId = body
+        .tree_id
+        .parse()
+        .map_err(|e| ApiError::BadRequest(format!("tree_id: {e}")))?;
+    let facts =
+        Facts::from_json(&body.facts).map_err(|e| ApiError::BadRequest(format!("facts: {e}")))?;
+    state.rate_limit(&user)?;
+    let tree = state.lottery.tree(tree_id).await?;
+    let key = idempotency_key(&headers)?;
+    let shipping = body.shipping_address.map(Into::into);
+    let result = state
+        .observe_draw(
+            state
+                .lottery
+                .draw_by_rules(user.id, &tree, &facts, key, shipping),
+        )
+        .await?;
+    Ok(axum::Json(result.into()))
+}
+
+/// The caller's won prizes, newest first.
+#[utoipa::path(get, path = "/api/v1/me/orders", tag = "user", params(PageQuery), security(("bearer" = [])),
+    responses((status = 200, body = OrderList), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+pub async fn my_orders(
+    State(state): State<AppState>,
+    user: User,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<axum::Json<OrderList>> {
+    let page = Page::new(q.offset.unwrap_or(0), q.limit.unwrap_or(50));
+    let orders = state.lottery.user_orders(&user.id, page).await?;
+    Ok(axum::Json(OrderList {
+        items: orders.iter().map(OrderView::from).collect(),
+        offset: page.offset,
+        limit: page.limit,
+    }))
+}
+
+/// The caller's takes of one activity: used and left.
+#[utoipa::path(get, path = "/api/v1/me/activities/{id}", tag = "user", params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = MyActivity), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody)))]
+pub async fn my_activity(
+    State(state): State<AppState>,
+    user: User,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<axum::Json<MyActivity>> {
+    let id = parse_activity_id(&id)?;
+    let view = state.lottery.user_activity(&user.id, id).await?;
+    let takes = state
+        .lottery
+        .user_takes(&user.id, Some(id), Page::new(0, 200))
+        .await?;
+    Ok(axum::Json(MyActivity {
+        activity_id: id.to_string(),
+        take_limit: view.take_limit,
+        takes_used: view.takes_used,
+        takes_left: view.takes_left,
+        takes: takes.iter().map(TakeView::from).collect(),
+    }))
+}

@@ -1,0 +1,342 @@
+//! The composition root: builds the adapters for the configured mode and wires them into the
+//! use cases. Embedded and cluster mode differ only here.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use db_router::RouterConfig;
+use lottery_activity::{EventPublisher, MessageHandler, StockLedger, Topic};
+use lottery_app::{
+    AwardDelivery, InProcessBus, Lottery, OutboxRelay, RelayOptions, Scheduler, SchedulerOptions,
+    Services,
+};
+use lottery_award::AwardRegistry;
+use lottery_domain::{ActivityId, SystemClock};
+use lottery_ids::Generators;
+use lottery_mq::{AmqpConsumer, AmqpPublisher, MqAdmin, MqConfig};
+use lottery_stock::{MemoryLedger, RedisLedger, RedisLedgerOptions};
+use lottery_storage::{BatchOptions, Storage};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::auth::Keys;
+use crate::config::{Config, Mode};
+use crate::state::{AppState, Probe};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Storage(#[from] lottery_storage::StorageError),
+    #[error("stock store: {0}")]
+    Stock(String),
+    #[error("broker: {0}")]
+    Broker(String),
+    #[error(transparent)]
+    Keys(#[from] crate::auth::KeyError),
+    #[error("ids: {0}")]
+    Ids(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// What runs in this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// HTTP API only.
+    Api,
+    /// Background jobs and the award consumer only.
+    Worker,
+    /// Both.
+    All,
+}
+
+/// A built process, ready to serve and to run workers.
+pub struct Built {
+    pub state: AppState,
+    pub storage: Storage,
+    workers: Vec<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Built {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Built")
+            .field("workers", &self.workers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Built {
+    /// Stops the workers (finishing what they are doing), flushes and closes connections.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for w in self.workers {
+            if tokio::time::timeout(Duration::from_secs(8), w)
+                .await
+                .is_err()
+            {
+                warn!("a worker did not stop in time");
+            }
+        }
+        self.storage.close().await;
+    }
+}
+
+/// The router configuration of the embedded SQLite files under `data_dir`.
+pub fn embedded_router(config: &Config) -> Result<RouterConfig, StartError> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| StartError::Io(format!("cannot create {}: {e}", dir.display())))?;
+    let url = |name: &str| format!("sqlite://{}?mode=rwc", dir.join(name).display());
+    let shards = (1..=config.embedded.shards.max(1))
+        .map(|i| url(&format!("shard_{i:02}.db")))
+        .collect();
+    let mut rc = RouterConfig::new(url("global.db"), shards, config.embedded.tables.max(1));
+    rc.max_connections = 8;
+    Ok(rc)
+}
+
+pub fn router_config(config: &Config) -> Result<RouterConfig, StartError> {
+    match &config.database {
+        Some(db) => {
+            let mut rc = RouterConfig::new(db.global_url.clone(), db.shard_urls.clone(), db.tables);
+            rc.max_connections = db.max_connections;
+            Ok(rc)
+        }
+        None => embedded_router(config),
+    }
+}
+
+pub fn keys(config: &Config) -> Result<Keys, StartError> {
+    Ok(Keys::load(
+        config.auth.jwt_secret.as_deref(),
+        &config.data_dir,
+        config.auth.token_ttl_secs,
+    )?)
+}
+
+struct Backends {
+    stock: Arc<dyn StockLedger>,
+    /// Cluster only: the broker.
+    amqp: Option<(Arc<AmqpPublisher>, MqConfig)>,
+}
+
+async fn backends(config: &Config) -> Result<Backends, StartError> {
+    match config.mode() {
+        Mode::Embedded => Ok(Backends {
+            stock: Arc::new(MemoryLedger::new()),
+            amqp: None,
+        }),
+        Mode::Cluster => {
+            let redis = config
+                .redis
+                .as_ref()
+                .ok_or_else(|| StartError::Stock("no [redis] configured".into()))?;
+            let options = RedisLedgerOptions {
+                prefix: redis.prefix.clone(),
+                pool_size: redis.pool_size,
+                ..RedisLedgerOptions::default()
+            };
+            let stock = RedisLedger::connect(&redis.url, options)
+                .await
+                .map_err(|e| StartError::Stock(e.to_string()))?;
+            let amqp = config
+                .amqp
+                .as_ref()
+                .ok_or_else(|| StartError::Broker("no [amqp] configured".into()))?;
+            let mut mq = MqConfig::new(amqp.url.clone());
+            mq.prefetch = amqp.prefetch;
+            // Declare the queues before anything is published, so no message is unroutable.
+            let admin = MqAdmin::connect(&mq)
+                .await
+                .map_err(|e| StartError::Broker(e.to_string()))?;
+            admin
+                .declare_topology()
+                .await
+                .map_err(|e| StartError::Broker(e.to_string()))?;
+            admin.close().await;
+            let publisher = Arc::new(
+                AmqpPublisher::new(mq.clone()).map_err(|e| StartError::Broker(e.to_string()))?,
+            );
+            Ok(Backends {
+                stock: Arc::new(stock),
+                amqp: Some((publisher, mq)),
+            })
+        }
+    }
+}
+
+fn services(
+    config: &Config,
+    storage: &Storage,
+    stock: Arc<dyn StockLedger>,
+) -> Result<Services, StartError> {
+    let clock = Arc::new(SystemClock);
+    let store = Arc::new(storage.config());
+    Ok(Services {
+        activities: store.clone(),
+        strategies: store.clone(),
+        awards: store,
+        takes: Arc::new(storage.takes()),
+        orders: Arc::new(storage.orders()),
+        draws: Arc::new(storage.batched_draws(BatchOptions::default())),
+        rule_trees: Arc::new(storage.rule_trees()),
+        outbox: Arc::new(storage.outbox()),
+        grants: Arc::new(storage.orders()),
+        leases: Arc::new(storage.leases()),
+        stock,
+        clock: clock.clone(),
+        ids: Arc::new(
+            Generators::new(config.worker_id, clock).map_err(|e| StartError::Ids(e.to_string()))?,
+        ),
+        registry: AwardRegistry::with_builtins(),
+    })
+}
+
+struct ServiceProbe {
+    storage: Storage,
+    stock: Arc<dyn StockLedger>,
+    amqp: Option<(Arc<AmqpPublisher>, MqConfig)>,
+}
+
+#[async_trait::async_trait]
+impl Probe for ServiceProbe {
+    async fn check(&self) -> Vec<(String, Option<String>)> {
+        let mut out = Vec::new();
+        let db = sqlx_ping(&self.storage).await;
+        out.push(("database".to_owned(), db));
+        // Any read reaches the store; an unknown activity is a fine probe.
+        let stock = match ActivityId::new(1) {
+            Ok(id) => self.stock.stock_left(id).await.err().map(|e| e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        out.push(("stock".to_owned(), stock));
+        if let Some((publisher, _)) = &self.amqp {
+            out.push((
+                "broker".to_owned(),
+                publisher
+                    .ensure_connected()
+                    .await
+                    .err()
+                    .map(|e| e.to_string()),
+            ));
+        }
+        out
+    }
+
+    async fn consumer_lag(&self) -> u64 {
+        match &self.amqp {
+            Some((_, mq)) => match MqAdmin::connect(mq).await {
+                Ok(admin) => {
+                    let depth = admin.queue_depth(Topic::AwardInvoice).await.unwrap_or(0);
+                    admin.close().await;
+                    u64::from(depth)
+                }
+                Err(_) => 0,
+            },
+            // Embedded: delivery is the relay itself; what waits is the pending outbox.
+            None => self
+                .storage
+                .outbox()
+                .count(lottery_storage::OutboxState::Pending)
+                .await
+                .unwrap_or(0),
+        }
+    }
+}
+
+async fn sqlx_ping(storage: &Storage) -> Option<String> {
+    let router = storage.router();
+    if let Err(e) = sqlx::query("SELECT 1").execute(router.global()).await {
+        return Some(format!("global database: {e}"));
+    }
+    for db in router.routes().filter(|r| r.table == 0) {
+        let Ok(pool) = router.pool(&db) else { continue };
+        if let Err(e) = sqlx::query("SELECT 1").execute(pool).await {
+            return Some(format!("shard {}: {e}", db.db_label()));
+        }
+    }
+    None
+}
+
+/// Builds everything for `role` and starts its workers.
+pub async fn build(config: &Config, role: Role) -> Result<Built, StartError> {
+    let storage = Storage::connect(&router_config(config)?).await?;
+    if config.mode() == Mode::Embedded {
+        // Embedded mode owns its files: keep the schema current on every start.
+        storage.migrate().await?;
+    }
+    let backends = backends(config).await?;
+    let svc = services(config, &storage, backends.stock.clone())?;
+    let lottery = Lottery::new(svc.clone());
+    let delivery: Arc<dyn MessageHandler> = Arc::new(AwardDelivery::new(
+        svc.clone(),
+        config.workers.grant_attempts,
+    ));
+    let publisher: Arc<dyn EventPublisher> = match &backends.amqp {
+        Some((p, _)) => p.clone(),
+        None => Arc::new(InProcessBus::new(
+            delivery.clone(),
+            config.workers.consumer_concurrency,
+        )),
+    };
+    let (stop, stopped) = watch::channel(false);
+    let mut workers = Vec::new();
+    if matches!(role, Role::Worker | Role::All) {
+        let relay = OutboxRelay::new(svc.clone(), publisher, RelayOptions::default());
+        let options = SchedulerOptions {
+            holder: format!("{}-{}", hostname(), std::process::id()),
+            state_interval: Duration::from_millis(config.workers.state_interval_ms),
+            relay_interval: Duration::from_millis(config.workers.relay_interval_ms),
+            sync_interval: Duration::from_millis(config.workers.sync_interval_ms),
+        };
+        let scheduler = Arc::new(Scheduler::new(lottery.clone(), Some(relay), options));
+        workers.push(tokio::spawn(scheduler.run(stopped.clone())));
+        if let Some((_, mq)) = &backends.amqp {
+            let consumer =
+                AmqpConsumer::new(mq.clone()).map_err(|e| StartError::Broker(e.to_string()))?;
+            let handler = delivery.clone();
+            let mut stop_rx = stopped.clone();
+            workers.push(tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stop_rx.wait_for(|s| *s).await;
+                };
+                consumer.run(handler, Topic::AwardInvoice, shutdown).await;
+            }));
+        }
+        info!(?role, "workers started");
+    }
+    let keys = Arc::new(keys(config)?);
+    let probe = Arc::new(ServiceProbe {
+        storage: storage.clone(),
+        stock: backends.stock.clone(),
+        amqp: backends.amqp.clone(),
+    });
+    let state = AppState::new(
+        lottery,
+        keys,
+        probe,
+        config.mode(),
+        config.http.draws_per_second,
+        config.http.draw_burst,
+    );
+    Ok(Built {
+        state,
+        storage,
+        workers,
+        stop,
+    })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".into())
+}
+
+/// Whether `data_dir` looks like an embedded data directory (for friendlier messages).
+pub fn has_embedded_data(dir: &Path) -> bool {
+    dir.join("global.db").exists()
+}

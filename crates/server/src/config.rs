@@ -1,0 +1,299 @@
+//! One typed configuration: defaults, then an optional TOML file, then `LOTTERY_...`
+//! environment variables (nested keys with `__`, e.g. `LOTTERY_REDIS__URL`).
+//!
+//! With no database configured the server runs embedded (SQLite under `data_dir`, stock and
+//! delivery in process). Configuring `database` selects cluster mode, which then also needs
+//! `redis` and `amqp`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Snowflake worker id: unique per running instance in cluster mode.
+    pub worker_id: u32,
+    pub embedded: EmbeddedConfig,
+    pub database: Option<DatabaseConfig>,
+    pub redis: Option<RedisConfig>,
+    pub amqp: Option<AmqpConfig>,
+    pub auth: AuthConfig,
+    pub http: HttpConfig,
+    pub log: LogConfig,
+    pub workers: WorkerConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddedConfig {
+    /// Shard databases (SQLite files) and tables per shard.
+    pub shards: u32,
+    pub tables: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub global_url: String,
+    pub shard_urls: Vec<String>,
+    pub tables: u32,
+    #[serde(default = "default_connections")]
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    pub url: String,
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    #[serde(default = "default_pool")]
+    pub pool_size: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpConfig {
+    pub url: String,
+    #[serde(default = "default_prefetch")]
+    pub prefetch: u16,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HS256 secret. Embedded mode generates one under `data_dir` when absent; cluster mode
+    /// requires it (every instance must share it).
+    pub jwt_secret: Option<String>,
+    pub token_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    pub body_limit_bytes: usize,
+    pub request_timeout_ms: u64,
+    /// Allowed browser origins; empty means none (same-origin only).
+    pub cors_origins: Vec<String>,
+    /// Draws per second each user may make, with a burst allowance.
+    pub draws_per_second: u32,
+    pub draw_burst: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub json: bool,
+    /// A tracing filter, e.g. `info` or `lottery=debug,info`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerConfig {
+    pub relay_interval_ms: u64,
+    pub state_interval_ms: u64,
+    pub sync_interval_ms: u64,
+    /// Consumer prefetch / concurrency.
+    pub consumer_concurrency: usize,
+    /// Delivery attempts before a grant is marked failed.
+    pub grant_attempts: u32,
+}
+
+fn default_connections() -> u32 {
+    16
+}
+fn default_prefix() -> String {
+    "lottery".into()
+}
+fn default_pool() -> usize {
+    32
+}
+fn default_prefetch() -> u16 {
+    64
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            worker_id: 1,
+            embedded: EmbeddedConfig::default(),
+            database: None,
+            redis: None,
+            amqp: None,
+            auth: AuthConfig::default(),
+            http: HttpConfig::default(),
+            log: LogConfig::default(),
+            workers: WorkerConfig::default(),
+        }
+    }
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        Self {
+            shards: 2,
+            tables: 4,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            token_ttl_secs: 30 * 24 * 3600,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 64 * 1024,
+            request_timeout_ms: 10_000,
+            cors_origins: Vec::new(),
+            draws_per_second: 10,
+            draw_burst: 20,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            json: false,
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            relay_interval_ms: 200,
+            state_interval_ms: 1_000,
+            sync_interval_ms: 5_000,
+            consumer_concurrency: 32,
+            grant_attempts: 10,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(Box<figment::Error>),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+/// Which adapters run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Embedded,
+    Cluster,
+}
+
+impl Config {
+    /// Defaults, then `file` (if any), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Invalid(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("LOTTERY_").split("__").ignore(&["config"]))
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn mode(&self) -> Mode {
+        if self.database.is_some() {
+            Mode::Cluster
+        } else {
+            Mode::Embedded
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.mode() == Mode::Cluster {
+            if self.redis.is_none() || self.amqp.is_none() {
+                return Err(ConfigError::Invalid(
+                    "cluster mode (database set) also needs [redis] and [amqp]".into(),
+                ));
+            }
+            if self.auth.jwt_secret.as_deref().is_none_or(|s| s.len() < 32) {
+                return Err(ConfigError::Invalid(
+                    "cluster mode needs auth.jwt_secret of at least 32 characters, shared by every instance".into(),
+                ));
+            }
+        }
+        if self.worker_id > lottery_ids::MAX_WORKER_ID {
+            return Err(ConfigError::Invalid(format!(
+                "worker_id must be at most {}",
+                lottery_ids::MAX_WORKER_ID
+            )));
+        }
+        if self.http.draws_per_second == 0 || self.http.draw_burst == 0 {
+            return Err(ConfigError::Invalid(
+                "http.draws_per_second and http.draw_burst must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_configuration_means_embedded() {
+        let c = Config::default();
+        assert_eq!(c.mode(), Mode::Embedded);
+        c.validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn cluster_needs_redis_amqp_and_a_secret() {
+        let mut c = Config {
+            database: Some(DatabaseConfig {
+                global_url: "mysql://root@127.0.0.1/g".into(),
+                shard_urls: vec!["mysql://root@127.0.0.1/s1".into()],
+                tables: 4,
+                max_connections: 8,
+            }),
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+        c.redis = Some(RedisConfig {
+            url: "redis://127.0.0.1".into(),
+            prefix: "l".into(),
+            pool_size: 4,
+        });
+        c.amqp = Some(AmqpConfig {
+            url: "amqp://127.0.0.1".into(),
+            prefetch: 8,
+        });
+        assert!(c.validate().is_err(), "no secret");
+        c.auth.jwt_secret = Some("x".repeat(32));
+        c.validate().expect("complete cluster config");
+    }
+}

@@ -1,0 +1,100 @@
+//! The lottery server: configuration, composition root, HTTP API, and the operator commands
+//! behind the `lottery` binary.
+
+pub mod api;
+pub mod auth;
+pub mod compose;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod state;
+pub mod telemetry;
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tracing::info;
+
+pub use compose::{Built, Role, StartError};
+pub use config::Config;
+
+/// A running server: its address and a way to stop it.
+#[derive(Debug)]
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Graceful stop: no new connections, in-flight requests finish, workers stop, batches
+    /// flush, connections close.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.done.await;
+    }
+
+    /// Waits until the server stopped (by its signal).
+    pub async fn wait(self) {
+        let _keep = self.stop;
+        let _ = self.done.await;
+    }
+}
+
+/// Binds `config.listen` (port 0 picks a free one) and serves until stopped or until
+/// `signal` resolves.
+pub async fn start(
+    config: &Config,
+    role: Role,
+    signal: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Running, StartError> {
+    let built = compose::build(config, role).await?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| StartError::Io(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Io(e.to_string()))?;
+    let app = api::router(built.state.clone(), &config.http);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let done = tokio::spawn(async move {
+        let shutdown = async move {
+            tokio::select! {
+                _ = stopped => {}
+                _ = signal => {}
+            }
+            info!("shutting down: finishing in-flight requests");
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "server error");
+        }
+        built.shutdown().await;
+        info!("stopped");
+    });
+    Ok(Running { addr, stop, done })
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

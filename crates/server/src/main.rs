@@ -1,0 +1,206 @@
+//! `lottery`: run the platform, migrate databases, route user ids, mint tokens, seed a demo.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use lottery_server::auth::Role as TokenRole;
+use lottery_server::config::{Config, Mode};
+use lottery_server::{Role, compose, shutdown_signal, start, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lottery",
+    version,
+    about = "Prize-draw campaigns that survive a traffic spike"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// TOML configuration file (optional; environment LOTTERY_... overrides it).
+    #[arg(long, env = "LOTTERY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where embedded mode keeps its SQLite files and token secret.
+    #[arg(long, env = "LOTTERY_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the API and/or the workers.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port).
+        #[arg(long, env = "LOTTERY_LISTEN")]
+        listen: Option<SocketAddr>,
+        #[arg(long, value_enum, default_value_t = Role::All)]
+        role: Role,
+    },
+    /// Apply the database schema to the global database and every shard.
+    Migrate {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Print where a user's rows live: database number and table suffix.
+    Route {
+        #[command(flatten)]
+        common: Common,
+        user_id: String,
+    },
+    /// Print a signed token, using the same secret as the server.
+    Token {
+        #[command(flatten)]
+        common: Common,
+        /// Token for this user id.
+        #[arg(long, conflicts_with = "admin", required_unless_present = "admin")]
+        user: Option<String>,
+        /// Token for an admin.
+        #[arg(long)]
+        admin: bool,
+        /// The admin's name (recorded as the creator of what they deploy).
+        #[arg(long, default_value = "admin")]
+        name: String,
+    },
+    /// Deploy a demo activity with a few awards and start it.
+    SeedDemo {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+fn load(common: &Common) -> Result<Config, String> {
+    let mut config = Config::load(common.config.as_deref()).map_err(|e| e.to_string())?;
+    if let Some(dir) = &common.data_dir {
+        config.data_dir = dir.clone();
+    }
+    Ok(config)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve {
+            common,
+            listen,
+            role,
+        } => {
+            let mut config = load(&common)?;
+            if let Some(addr) = listen {
+                config.listen = addr;
+            }
+            telemetry::init(&config.log);
+            let running = start(&config, role, shutdown_signal())
+                .await
+                .map_err(|e| e.to_string())?;
+            let url = format!("http://{}", running.addr);
+            println!(
+                "lottery is running in {} mode at {url}",
+                mode_name(config.mode())
+            );
+            println!("  API docs:    {url}/docs");
+            println!(
+                "  admin token: lottery token --data-dir {} --admin",
+                config.data_dir.display()
+            );
+            println!(
+                "  user token:  lottery token --data-dir {} --user alice",
+                config.data_dir.display()
+            );
+            running.wait().await;
+            Ok(())
+        }
+        Command::Migrate { common } => {
+            let config = load(&common)?;
+            telemetry::init(&config.log);
+            let storage = lottery_storage::Storage::connect(
+                &compose::router_config(&config).map_err(|e| e.to_string())?,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            storage.migrate().await.map_err(|e| e.to_string())?;
+            storage.close().await;
+            println!("schema is up to date");
+            Ok(())
+        }
+        Command::Route { common, user_id } => {
+            let config = load(&common)?;
+            let rc = compose::router_config(&config).map_err(|e| e.to_string())?;
+            let spread = rc.spread().map_err(|e| e.to_string())?;
+            let route = spread.route(&user_id);
+            println!("db {} table {}", route.db_label(), route.table_suffix());
+            Ok(())
+        }
+        Command::Token {
+            common,
+            user,
+            admin,
+            name,
+        } => {
+            let config = load(&common)?;
+            let keys = compose::keys(&config).map_err(|e| e.to_string())?;
+            let token = if admin {
+                keys.mint(&name, TokenRole::Admin)
+            } else {
+                let user = user.ok_or("give --user ID or --admin")?;
+                lottery_domain::UserId::new(user.clone()).map_err(|e| format!("--user: {e}"))?;
+                keys.mint(&user, TokenRole::User)
+            }
+            .map_err(|e| e.to_string())?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::SeedDemo { common } => {
+            let config = load(&common)?;
+            telemetry::init(&config.log);
+            let built = compose::build(&config, Role::Api)
+                .await
+                .map_err(|e| e.to_string())?;
+            let demo = lottery_server::api::demo_command();
+            let lottery = &built.state.lottery;
+            let deployed = lottery
+                .deploy(demo, "demo")
+                .await
+                .map_err(|e| e.to_string())?;
+            for action in [
+                lottery_activity::Action::Submit,
+                lottery_activity::Action::Approve,
+                lottery_activity::Action::Start,
+            ] {
+                lottery
+                    .act(deployed.activity_id, action)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            println!(
+                "demo activity {} is running (strategy {})",
+                deployed.activity_id, deployed.strategy_id
+            );
+            built.shutdown().await;
+            Ok(())
+        }
+    }
+}
+
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Embedded => "embedded",
+        Mode::Cluster => "cluster",
+    }
+}

@@ -1,0 +1,124 @@
+//! What every handler shares.
+
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Instant;
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use lottery_app::{AppError, DrawResult, Lottery};
+
+use crate::auth::{HasKeys, Keys, User};
+use crate::config::Mode;
+use crate::error::{ApiError, ApiResult};
+use crate::metrics::{Gauges, Metrics};
+
+/// Checks the backing services for `/readyz` and reads gauges for `/metrics`.
+#[async_trait::async_trait]
+pub trait Probe: Send + Sync {
+    /// One entry per backing service: its name and, if it is not reachable, why.
+    async fn check(&self) -> Vec<(String, Option<String>)>;
+    /// Messages waiting for the consumer.
+    async fn consumer_lag(&self) -> u64;
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub lottery: Lottery,
+    pub keys: Arc<Keys>,
+    pub metrics: Arc<Metrics>,
+    pub probe: Arc<dyn Probe>,
+    pub mode: Mode,
+    limiter: Arc<DefaultKeyedRateLimiter<String>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HasKeys for AppState {
+    fn keys(&self) -> &Arc<Keys> {
+        &self.keys
+    }
+}
+
+impl AppState {
+    pub fn new(
+        lottery: Lottery,
+        keys: Arc<Keys>,
+        probe: Arc<dyn Probe>,
+        mode: Mode,
+        draws_per_second: u32,
+        burst: u32,
+    ) -> Self {
+        let per_second = NonZeroU32::new(draws_per_second).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+        let limiter = Arc::new(RateLimiter::keyed(
+            Quota::per_second(per_second).allow_burst(burst),
+        ));
+        Self {
+            lottery,
+            keys,
+            metrics: Arc::new(Metrics::default()),
+            probe,
+            mode,
+            limiter,
+        }
+    }
+
+    /// Per-user draw rate limit (per instance).
+    pub fn rate_limit(&self, user: &User) -> ApiResult<()> {
+        if self.limiter.check_key(&user.id.to_string()).is_err() {
+            self.metrics
+                .record_draw("rate_limited", std::time::Duration::ZERO);
+            return Err(ApiError::RateLimited);
+        }
+        // Keep the limiter's memory bounded under many distinct users.
+        if self.limiter.len() > 100_000 {
+            self.limiter.retain_recent();
+        }
+        Ok(())
+    }
+
+    /// Runs a draw and records its outcome and latency.
+    pub async fn observe_draw(
+        &self,
+        draw: impl Future<Output = Result<DrawResult, AppError>>,
+    ) -> ApiResult<DrawResult> {
+        let started = Instant::now();
+        let result = draw.await;
+        let outcome = match &result {
+            Ok(r) => match r.result {
+                lottery_app::DrawOutcome::Win => "win",
+                lottery_app::DrawOutcome::Lose => "lose",
+            },
+            Err(e) => ApiError::App(e.clone()).status_and_code().1,
+        };
+        self.metrics.record_draw(outcome, started.elapsed());
+        result.map_err(ApiError::App)
+    }
+
+    pub async fn gauges(&self) -> Gauges {
+        let mut gauges = Gauges::default();
+        if let Ok(running) = self.lottery.services().activities.schedulable(200).await {
+            for a in running
+                .iter()
+                .filter(|a| a.state() == lottery_activity::ActivityState::Doing)
+            {
+                if let Ok(Some(left)) = self.lottery.services().stock.stock_left(a.id()).await {
+                    gauges.stock_left.push((a.id().to_string(), left));
+                }
+            }
+        }
+        if let Ok(backlog) = self.lottery.services().outbox.backlog().await {
+            gauges.outbox_pending = backlog.pending;
+            gauges.outbox_parked = backlog.parked;
+        }
+        gauges.consumer_lag = self.probe.consumer_lag().await;
+        gauges
+    }
+}
