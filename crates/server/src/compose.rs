@@ -148,6 +148,12 @@ async fn backends(config: &Config) -> Result<Backends, StartError> {
                 .ok_or_else(|| StartError::Broker("no [amqp] configured".into()))?;
             let mut mq = MqConfig::new(amqp.url.clone());
             mq.prefetch = amqp.prefetch;
+            if let Some(exchange) = &amqp.exchange {
+                mq.exchange = exchange.clone();
+            }
+            if let Some(prefix) = &amqp.queue_prefix {
+                mq.queue_prefix = prefix.clone();
+            }
             // Declare the queues before anything is published, so no message is unroutable.
             let admin = MqAdmin::connect(&mq)
                 .await

@@ -63,6 +63,12 @@ pub struct AmqpConfig {
     pub url: String,
     #[serde(default = "default_prefetch")]
     pub prefetch: u16,
+    /// Topic exchange for events (default `lottery.events`).
+    #[serde(default)]
+    pub exchange: Option<String>,
+    /// Prefix of the queue names (default `lottery`).
+    #[serde(default)]
+    pub queue_prefix: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
