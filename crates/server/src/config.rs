@@ -297,6 +297,8 @@ mod tests {
         c.amqp = Some(AmqpConfig {
             url: "amqp://127.0.0.1".into(),
             prefetch: 8,
+            exchange: None,
+            queue_prefix: None,
         });
         assert!(c.validate().is_err(), "no secret");
         c.auth.jwt_secret = Some("x".repeat(32));

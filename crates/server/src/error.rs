@@ -31,6 +31,8 @@ pub enum ApiError {
     Forbidden(String),
     #[error("too many draws; slow down")]
     RateLimited,
+    #[error("the request body is too large")]
+    PayloadTooLarge,
 }
 
 impl ApiError {
@@ -40,6 +42,7 @@ impl ApiError {
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::App(e) => match e {
                 AppError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
                 AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),

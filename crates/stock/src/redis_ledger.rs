@@ -6,10 +6,11 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use deadpool_redis::redis::{self, Script};
-use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
+use deadpool_redis::redis::{self, AsyncConnectionConfig, Script};
+use deadpool_redis::{Manager, Pool, Runtime, Timeouts};
 use lottery_activity::{ClaimOutcome, Missing, StockClaim, StockError, StockLedger, StockSnapshot};
 use lottery_domain::{ActivityId, AwardId, UserId};
+use tracing::{debug, warn};
 
 /// KEYS: stock, user used, award, fallback, claim.
 /// ARGV: take (0/1), take limit, has award, has fallback, expiry (ms), award id, fallback id.
@@ -90,13 +91,15 @@ end
 return 1
 ";
 
+/// How [`RedisLedger::connect`] sets up its pool.
 #[derive(Debug, Clone)]
 pub struct RedisLedgerOptions {
     /// Prefix of every key, so several deployments (or tests) can share one Redis.
     pub prefix: String,
     pub pool_size: usize,
-    /// Upper bound on getting a connection and on each operation: a Redis that is down or
-    /// hung fails draws fast with `Unavailable` instead of piling them up.
+    /// Upper bound on getting, opening and checking a pooled connection and on each
+    /// operation: a Redis that is down or hung fails draws fast with `Unavailable` instead of
+    /// piling them up.
     pub timeout: Duration,
 }
 
@@ -105,11 +108,15 @@ impl Default for RedisLedgerOptions {
         Self {
             prefix: "lottery".into(),
             pool_size: 32,
-            timeout: Duration::from_secs(2),
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 }
 
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The cluster-mode [`StockLedger`]: one Lua script per operation over a deadpool of
+/// multiplexed Redis connections.
 pub struct RedisLedger {
     pool: Pool,
     prefix: String,
@@ -123,53 +130,75 @@ impl std::fmt::Debug for RedisLedger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisLedger")
             .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StockError {
-    StockError::Unavailable(e.to_string())
+    let cause = e.to_string();
+    warn!(%cause, "Redis stock ledger unavailable");
+    StockError::Unavailable(cause)
 }
 
 impl RedisLedger {
+    /// Builds the pool and checks with a PING that Redis answers, so a wrong URL or a down
+    /// Redis shows at start-up rather than at the first draw.
     pub async fn connect(url: &str, options: RedisLedgerOptions) -> Result<Self, StockError> {
-        let mut config = deadpool_redis::Config::from_url(url);
-        let timeouts = Timeouts {
-            wait: Some(options.timeout),
-            create: Some(options.timeout),
-            recycle: Some(options.timeout),
-        };
-        config.pool = Some(PoolConfig {
-            max_size: options.pool_size.max(1),
-            timeouts,
-            ..PoolConfig::default()
-        });
-        let pool = config
-            .create_pool(Some(Runtime::Tokio1))
+        // The client's own connect and response timeouts follow the option too (its
+        // defaults are 1 s and 0.5 s), so one setting bounds every wait.
+        let connection = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(options.timeout))
+            .set_response_timeout(Some(options.timeout));
+        let manager = Manager::new_with_config(url, connection).map_err(unavailable)?;
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(1))
+            .timeouts(Timeouts {
+                wait: Some(options.timeout),
+                create: Some(options.timeout),
+                recycle: Some(options.timeout),
+            })
+            .runtime(Runtime::Tokio1)
+            .build()
             .map_err(unavailable)?;
-        let ledger = Self::from_pool(pool, options.prefix, options.timeout);
-        // Fail at start-up, not at the first draw, when Redis is unreachable.
+        let ledger = Self::from_pool(pool, options.prefix).with_timeout(options.timeout);
         let mut conn = ledger.conn().await?;
-        let pong: Result<String, _> = ledger
+        let pong: String = ledger
             .within(redis::cmd("PING").query_async(&mut conn))
-            .await?;
-        pong.map_err(unavailable)?;
+            .await?
+            .map_err(unavailable)?;
+        debug!(%pong, prefix = %ledger.prefix, "Redis stock ledger connected");
         Ok(ledger)
     }
 
-    pub fn from_pool(pool: Pool, prefix: String, timeout: Duration) -> Self {
+    /// Uses a pool built elsewhere (its timeouts are the caller's); each operation is still
+    /// bounded by the ledger's own timeout, 2 s unless [`with_timeout`](Self::with_timeout).
+    pub fn from_pool(pool: Pool, prefix: impl Into<String>) -> Self {
         Self {
             pool,
-            prefix,
-            timeout,
+            prefix: prefix.into(),
+            timeout: DEFAULT_TIMEOUT,
             claim: Script::new(CLAIM),
             release: Script::new(RELEASE),
             load: Script::new(LOAD),
         }
     }
 
+    /// Bounds getting a connection, and then each operation, by `timeout`.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     async fn conn(&self) -> Result<deadpool_redis::Connection, StockError> {
-        self.pool.get().await.map_err(unavailable)
+        // Bounded here too: a pool from `from_pool` may have no wait timeout.
+        self.within(self.pool.get()).await?.map_err(unavailable)
     }
 
     async fn within<T>(&self, f: impl std::future::Future<Output = T>) -> Result<T, StockError> {

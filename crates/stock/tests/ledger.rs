@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use deadpool_redis::redis::{Client, aio::MultiplexedConnection, cmd};
 use lottery_activity::{ClaimOutcome, Missing, StockClaim, StockError, StockLedger, StockSnapshot};
 use lottery_domain::{ActivityId, AwardId, TakeId, UserId};
 use lottery_stock::{MemoryLedger, RedisLedger, RedisLedgerOptions};
@@ -68,6 +69,14 @@ struct Subject {
 }
 
 impl Subject {
+    fn name(&self) -> &'static str {
+        if self.redis.is_some() {
+            "redis"
+        } else {
+            "memory"
+        }
+    }
+
     fn memory() -> Self {
         Self {
             ledger: Arc::new(MemoryLedger::new()),
@@ -96,24 +105,45 @@ impl Subject {
         }
     }
 
-    /// Every key under this test's prefix, with its remaining time to live.
-    async fn keys_with_ttl(&self) -> Vec<(String, i64)> {
-        let Some((url, prefix)) = &self.redis else {
-            return Vec::new();
-        };
-        let client = deadpool_redis::redis::Client::open(url.as_str()).expect("client");
-        let mut conn = client
+    async fn direct(&self) -> Option<(MultiplexedConnection, String)> {
+        let (url, prefix) = self.redis.as_ref()?;
+        let client = Client::open(url.as_str()).expect("client");
+        let conn = client
             .get_multiplexed_async_connection()
             .await
             .expect("connection");
-        let keys: Vec<String> = deadpool_redis::redis::cmd("KEYS")
-            .arg(format!("{prefix}:*"))
-            .query_async(&mut conn)
-            .await
-            .expect("keys");
+        Some((conn, prefix.clone()))
+    }
+
+    /// Every key under this test's prefix (SCAN, never KEYS: the Redis is shared), with its
+    /// remaining time to live in ms.
+    async fn keys_with_ttl(&self) -> Vec<(String, i64)> {
+        let Some((mut conn, prefix)) = self.direct().await else {
+            return Vec::new();
+        };
+        let mut keys = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, batch): (u64, Vec<String>) = cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{prefix}:*"))
+                .arg("COUNT")
+                .arg(1_000)
+                .query_async(&mut conn)
+                .await
+                .expect("scan");
+            keys.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        keys.sort();
+        keys.dedup();
         let mut out = Vec::new();
         for k in keys {
-            let ttl: i64 = deadpool_redis::redis::cmd("PTTL")
+            let ttl: i64 = cmd("PTTL")
                 .arg(&k)
                 .query_async(&mut conn)
                 .await
@@ -123,20 +153,27 @@ impl Subject {
         out
     }
 
-    async fn cleanup(self) {
-        let Some((url, _)) = &self.redis else { return };
-        let keys = self.keys_with_ttl().await;
-        let client = deadpool_redis::redis::Client::open(url.as_str()).expect("client");
-        let mut conn = client
-            .get_multiplexed_async_connection()
+    /// A raw value under this test's prefix, read past any proxy.
+    async fn raw(&self, key: &str) -> Option<String> {
+        let (mut conn, prefix) = self.direct().await?;
+        cmd("GET")
+            .arg(format!("{prefix}:{key}"))
+            .query_async(&mut conn)
             .await
-            .expect("connection");
-        for (k, _) in keys {
-            let _: i64 = deadpool_redis::redis::cmd("DEL")
-                .arg(k)
-                .query_async(&mut conn)
-                .await
-                .expect("del");
+            .expect("get")
+    }
+
+    async fn cleanup(self) {
+        let keys = self.keys_with_ttl().await;
+        let Some((mut conn, _)) = self.direct().await else {
+            return;
+        };
+        for chunk in keys.chunks(500) {
+            let mut del = cmd("DEL");
+            for (k, _) in chunk {
+                del.arg(k);
+            }
+            let _: i64 = del.query_async(&mut conn).await.expect("del");
         }
     }
 }
@@ -173,11 +210,16 @@ ledger_tests!(
     claims_are_idempotent_and_release_once,
     concurrent_claims_never_oversell,
     one_user_concurrently_gets_exactly_the_limit,
+    a_claim_needs_only_the_stock_it_takes,
+    a_released_claim_stays_answered_and_takes_nothing,
+    every_key_expires,
 );
 
 async fn loading_is_required_and_never_overwrites(s: &Subject) {
     let l = &*s.ledger;
-    let c = claim(1, "u", true, 1, None, None);
+    // User ids are arbitrary text; the keys carry them as they are.
+    let u = "小傅哥 #1";
+    let c = claim(1, u, true, 1, None, None);
     assert_eq!(
         l.claim(&c).await,
         Err(StockError::NotLoaded(Missing::Activity(act())))
@@ -190,17 +232,17 @@ async fn loading_is_required_and_never_overwrites(s: &Subject) {
             c.user_id.clone()
         )))
     );
-    load_user(l, "u", 0).await;
+    load_user(l, u, 0).await;
     assert!(matches!(
         l.claim(&c).await,
         Ok(ClaimOutcome::Granted { .. })
     ));
     // A stale snapshot does not raise live values.
     load(l, 10, &[(1, 5)]).await;
-    load_user(l, "u", 0).await;
+    load_user(l, u, 0).await;
     assert_eq!(l.stock_left(act()).await, Ok(Some(9)));
     assert_eq!(
-        l.claim(&claim(2, "u", true, 1, None, None)).await,
+        l.claim(&claim(2, u, true, 1, None, None)).await,
         Ok(ClaimOutcome::QuotaExhausted)
     );
     assert_eq!(
@@ -317,6 +359,7 @@ async fn claims_are_idempotent_and_release_once(s: &Subject) {
 async fn concurrent_claims_never_oversell(s: &Subject) {
     let l = s.ledger.clone();
     load(&*l, 100, &[(1, 30), (2, 20)]).await;
+    let started = Instant::now();
     let tasks: Vec<_> = (0..2_000)
         .map(|i| {
             let l = l.clone();
@@ -328,7 +371,6 @@ async fn concurrent_claims_never_oversell(s: &Subject) {
             })
         })
         .collect();
-    let started = Instant::now();
     let (mut granted, mut sold_out, mut w1, mut w2) = (0, 0, 0, 0);
     for t in tasks {
         match t.await.expect("task").expect("claim") {
@@ -344,7 +386,11 @@ async fn concurrent_claims_never_oversell(s: &Subject) {
             ClaimOutcome::QuotaExhausted => panic!("every user has a take left"),
         }
     }
-    eprintln!("2,000 concurrent claims in {:?}", started.elapsed());
+    eprintln!(
+        "{}: 2,000 users loaded and claiming concurrently in {:?}",
+        s.name(),
+        started.elapsed()
+    );
     assert_eq!((granted, sold_out), (100, 1_900));
     assert_eq!((w1, w2), (30, 20));
     assert_eq!(l.stock_left(act()).await, Ok(Some(0)));
@@ -377,6 +423,114 @@ async fn one_user_concurrently_gets_exactly_the_limit(s: &Subject) {
     assert_eq!(l.stock_left(act()).await, Ok(Some(997)));
 }
 
+async fn a_claim_needs_only_the_stock_it_takes(s: &Subject) {
+    let l = &*s.ledger;
+    // Reusing a take for a miss touches no stock, so nothing needs loading.
+    assert_eq!(
+        l.claim(&claim(1, "u", false, 1, None, None)).await,
+        Ok(ClaimOutcome::Granted {
+            award: None,
+            fallback: false,
+            award_exhausted: false
+        })
+    );
+    // An award needs the activity's award stock.
+    assert_eq!(
+        l.claim(&claim(2, "u", false, 1, Some(1), None)).await,
+        Err(StockError::NotLoaded(Missing::Activity(act())))
+    );
+    load(l, 0, &[(1, 1)]).await;
+    // A fallback not in the snapshot is not loaded either.
+    let exhaust = claim(3, "u", false, 1, Some(1), None);
+    assert!(matches!(
+        l.claim(&exhaust).await,
+        Ok(ClaimOutcome::Granted { award: Some(_), .. })
+    ));
+    assert_eq!(
+        l.claim(&claim(4, "u", false, 1, Some(1), Some(9))).await,
+        Err(StockError::NotLoaded(Missing::Activity(act())))
+    );
+    // With no activity stock, a take is sold out whatever the award.
+    load_user(l, "u", 0).await;
+    assert_eq!(
+        l.claim(&claim(5, "u", true, 1, Some(1), None)).await,
+        Ok(ClaimOutcome::SoldOut)
+    );
+}
+
+async fn a_released_claim_stays_answered_and_takes_nothing(s: &Subject) {
+    let l = &*s.ledger;
+    load(l, 2, &[(1, 1)]).await;
+    load_user(l, "u", 0).await;
+    let c = claim(1, "u", true, 2, Some(1), None);
+    let first = l.claim(&c).await.expect("claim");
+    assert_eq!(
+        first,
+        ClaimOutcome::Granted {
+            award: Some(aid(1)),
+            fallback: false,
+            award_exhausted: false
+        }
+    );
+    l.release(&c).await.expect("release");
+    // A late retry of the same claim gets its answer but takes nothing again.
+    assert_eq!(l.claim(&c).await, Ok(first));
+    assert_eq!(l.stock_left(act()).await, Ok(Some(2)));
+    assert_eq!(l.awards_left(act(), &[aid(1)]).await, Ok(vec![Some(1)]));
+    l.release(&c).await.expect("release again");
+    assert_eq!(l.stock_left(act()).await, Ok(Some(2)));
+    // The same take id under another activity is another claim.
+    let other = ActivityId::new(A + 1).expect("id");
+    let mut elsewhere = c.clone();
+    elsewhere.activity_id = other;
+    assert_eq!(
+        l.claim(&elsewhere).await,
+        Err(StockError::NotLoaded(Missing::Activity(other)))
+    );
+}
+
+async fn every_key_expires(s: &Subject) {
+    let l = &*s.ledger;
+    let soon = Utc::now() + chrono::Duration::milliseconds(800);
+    l.load_activity(&StockSnapshot {
+        activity_id: act(),
+        stock_left: 5,
+        awards_left: vec![(aid(1), 2), (aid(2), 2)],
+        expires_at: soon,
+    })
+    .await
+    .expect("load");
+    l.load_user(act(), &UserId::new("u").expect("user"), 0, soon)
+        .await
+        .expect("load user");
+    let mut c = claim(1, "u", true, 3, Some(1), Some(2));
+    c.expires_at = soon;
+    l.claim(&c).await.expect("claim");
+    let mut released = claim(2, "u", true, 3, Some(1), Some(2));
+    released.expires_at = soon;
+    l.claim(&released).await.expect("claim");
+    l.release(&released).await.expect("release");
+    let keys = s.keys_with_ttl().await;
+    if s.redis.is_some() {
+        // stock, two awards, the user, two claim records.
+        assert_eq!(keys.len(), 6, "{keys:?}");
+    }
+    for (key, ttl) in &keys {
+        assert!(*ttl > 0, "key {key} has no expiry ({ttl})");
+    }
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(l.stock_left(act()).await, Ok(None));
+    assert_eq!(
+        l.awards_left(act(), &[aid(1), aid(2)]).await,
+        Ok(vec![None, None])
+    );
+    assert_eq!(
+        l.claim(&claim(3, "u", true, 3, None, None)).await,
+        Err(StockError::NotLoaded(Missing::Activity(act())))
+    );
+    assert_eq!(s.keys_with_ttl().await, vec![]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Redis at 127.0.0.1:6379 (LOTTERY_TEST_REDIS_URL)"]
 async fn redis_cut_fails_fast_and_changes_nothing() {
@@ -397,15 +551,28 @@ async fn redis_cut_fails_fast_and_changes_nothing() {
         started.elapsed()
     );
     // Nothing changed, as read past the proxy.
-    let check = Subject {
-        ledger: Arc::new(MemoryLedger::new()),
-        redis: s.redis.clone(),
-    };
-    let keys = check.keys_with_ttl().await;
+    let keys = s.keys_with_ttl().await;
     assert!(
         !keys.iter().any(|(k, _)| k.contains(":claim:")),
-        "no claim recorded while cut"
+        "no claim recorded while cut: {keys:?}"
     );
+    assert_eq!(
+        s.raw(&format!("{{a:{A}}}:stock")).await.as_deref(),
+        Some("10")
+    );
+    assert_eq!(
+        s.raw(&format!("{{a:{A}}}:award:1")).await.as_deref(),
+        Some("10")
+    );
+    assert_eq!(
+        s.raw(&format!("{{a:{A}}}:used:u")).await.as_deref(),
+        Some("0")
+    );
+    // Reads fail fast too.
+    assert!(matches!(
+        l.stock_left(act()).await,
+        Err(StockError::Unavailable(_))
+    ));
     proxy.restore().await.expect("restore");
     let mut ok = None;
     for _ in 0..20 {
@@ -422,5 +589,10 @@ async fn redis_cut_fails_fast_and_changes_nothing() {
         "claims work again after restore"
     );
     assert_eq!(l.stock_left(act()).await, Ok(Some(9)));
+    assert_eq!(l.awards_left(act(), &[aid(1)]).await, Ok(vec![Some(9)]));
+    assert_eq!(
+        s.raw(&format!("{{a:{A}}}:used:u")).await.as_deref(),
+        Some("1")
+    );
     s.cleanup().await;
 }

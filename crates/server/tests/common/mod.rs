@@ -1,0 +1,235 @@
+//! Starts the real `lottery` binary on a random port, embedded or cluster, and talks to it.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use lottery_testkit::{FreshMysql, Service, unique_name};
+use reqwest::{Client, Method, Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Embedded,
+    Cluster,
+}
+
+pub struct App {
+    pub base: String,
+    pub child: Child,
+    pub admin: String,
+    pub client: Client,
+    pub data_dir: PathBuf,
+    pub config: Option<PathBuf>,
+    _dir: tempfile::TempDir,
+    _mysql: Option<FreshMysql>,
+}
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_lottery")
+}
+
+impl App {
+    pub async fn spawn(mode: Mode) -> App {
+        Self::spawn_with(mode, &[]).await
+    }
+
+    /// `env` adds environment overrides (e.g. tighter limits) for this server.
+    pub async fn spawn_with(mode: Mode, env: &[(&str, &str)]) -> App {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("data");
+        let (config, mysql) = match mode {
+            Mode::Embedded => (None, None),
+            Mode::Cluster => {
+                Service::MariaDb.require().await;
+                let redis = Service::Redis.require().await;
+                let amqp = Service::RabbitMq.require().await;
+                let fresh = FreshMysql::create("e2e", 3).await.expect("fresh databases");
+                let name = unique_name("e2e");
+                let toml = format!(
+                    "worker_id = 7\n[database]\nglobal_url = {g:?}\nshard_urls = [{s1:?}, {s2:?}]\ntables = 4\n\
+                     [redis]\nurl = {redis:?}\nprefix = {name:?}\n\
+                     [amqp]\nurl = {amqp:?}\nexchange = \"{name}.events\"\nqueue_prefix = {name:?}\n\
+                     [auth]\njwt_secret = \"an-end-to-end-test-secret-of-enough-length\"\n",
+                    g = fresh.url(0),
+                    s1 = fresh.url(1),
+                    s2 = fresh.url(2),
+                );
+                let path = dir.path().join("cluster.toml");
+                std::fs::write(&path, toml).expect("config file");
+                let status = Command::new(bin())
+                    .args(["migrate", "--config"])
+                    .arg(&path)
+                    .env("LOTTERY_LOG__LEVEL", "warn")
+                    .status()
+                    .await
+                    .expect("run migrate");
+                assert!(status.success(), "lottery migrate failed");
+                (Some(path), Some(fresh))
+            }
+        };
+        let mut cmd = Command::new(bin());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data_dir);
+        if let Some(c) = &config {
+            cmd.arg("--config").arg(c);
+        }
+        cmd.env("LOTTERY_LOG__LEVEL", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start lottery serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let base = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(at) = line.find("http://") {
+                    return line[at..].trim().to_owned();
+                }
+            }
+            panic!("lottery serve exited before printing its address");
+        })
+        .await
+        .expect("server started within 60 s");
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let mut app = App {
+            base,
+            child,
+            admin: String::new(),
+            client: Client::new(),
+            data_dir,
+            config,
+            _dir: dir,
+            _mysql: mysql,
+        };
+        app.admin = app.token(&["--admin"]).await;
+        app
+    }
+
+    /// Mints a token with the CLI, exactly as an operator would.
+    pub async fn token(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new(bin());
+        cmd.arg("token")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(args);
+        if let Some(c) = &self.config {
+            cmd.arg("--config").arg(c);
+        }
+        let out = cmd.output().await.expect("run lottery token");
+        assert!(
+            out.status.success(),
+            "token: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned()
+    }
+
+    pub async fn user(&self, id: &str) -> String {
+        self.token(&["--user", id]).await
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let resp = self.raw(method, path, token, body, &[]).await;
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// Deploys, submits, approves and starts an activity; returns its id and award ids.
+    pub async fn running_activity(&self, body: Value) -> (String, Vec<String>) {
+        let (status, deployed) = self
+            .call(
+                Method::POST,
+                "/api/v1/admin/activities",
+                Some(&self.admin),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{deployed}");
+        let id = deployed["activity_id"].as_str().expect("id").to_owned();
+        for action in ["submit", "approve", "start"] {
+            let (s, v) = self
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/admin/activities/{id}/actions/{action}"),
+                    Some(&self.admin),
+                    None,
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{action}: {v}");
+        }
+        let awards = deployed["award_ids"]
+            .as_array()
+            .expect("awards")
+            .iter()
+            .map(|a| a.as_str().expect("id").to_owned())
+            .collect();
+        (id, awards)
+    }
+}
+
+pub fn activity_body(stock: u32, take_limit: u32, begin: &str, end: &str) -> Value {
+    json!({
+        "name": "E2E campaign",
+        "description": "end to end",
+        "begin_time": begin,
+        "end_time": end,
+        "stock": stock,
+        "take_limit": take_limit,
+        "strategy": {"mode": "single", "awards": [
+            {"type": "coupon", "name": "10% off", "content": "TEN", "count": stock, "rate": "0.5"},
+            {"type": "description", "name": "Thanks", "content": "Thanks!", "count": stock, "rate": "0.5"}
+        ]}
+    })
+}
+
+pub fn open_window() -> (String, String) {
+    let now = chrono::Utc::now();
+    (
+        (now - chrono::Duration::hours(1)).to_rfc3339(),
+        (now + chrono::Duration::days(1)).to_rfc3339(),
+    )
+}
