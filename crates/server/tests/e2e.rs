@@ -406,8 +406,9 @@ async fn error_codes(mode: Mode) {
         .await
         .expect("send");
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let resp = app
-        .client
+    // Its own client: the server answers before reading the whole body and closes the
+    // connection, which must not be reused for the next request.
+    let resp = reqwest::Client::new()
         .post(format!("{}/api/v1/admin/activities", app.base))
         .bearer_auth(&app.admin)
         .header("content-type", "application/json")
