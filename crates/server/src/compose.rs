@@ -174,7 +174,8 @@ async fn backends(config: &Config) -> Result<Backends, StartError> {
     }
 }
 
-fn services(
+/// The use cases' ports over `storage` and `stock`.
+pub fn services(
     config: &Config,
     storage: &Storage,
     stock: Arc<dyn StockLedger>,
