@@ -321,3 +321,10 @@ pub trait JobLeases: Send + Sync {
     /// Gives the lease up early (on shutdown), if `holder` has it.
     async fn release(&self, job: &str, holder: &str) -> RepoResult<()>;
 }
+
+/// Tells the other instances that an activity's configuration changed, so their caches drop
+/// it at once instead of after their time-to-live.
+#[async_trait::async_trait]
+pub trait ChangeFeed: Send + Sync {
+    async fn announce(&self, activity: ActivityId) -> Result<(), StockError>;
+}

@@ -136,6 +136,14 @@ impl ConfigCache {
         cell.get_or_try_init(|| self.load(id)).await.cloned()
     }
 
+    /// Drops every cached configuration (after missing announcements from other instances).
+    pub fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
     /// Drops the cached configuration (after an admin change, or when told by another
     /// instance).
     pub fn invalidate(&self, id: ActivityId) {

@@ -156,7 +156,7 @@ impl Lottery {
                 "activity {id} left editing while being revised"
             )));
         }
-        self.cache.invalidate(id);
+        self.changed(id).await;
         Ok(Deployed {
             activity_id: id,
             strategy_id: current.strategy_id(),
@@ -175,7 +175,7 @@ impl Lottery {
                 "activity {id} changed state concurrently; reload and retry"
             )));
         }
-        self.cache.invalidate(id);
+        self.changed(id).await;
         Ok(to)
     }
 

@@ -61,10 +61,12 @@ impl std::fmt::Debug for Services {
 }
 
 /// The lottery's use cases.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Lottery {
     svc: Services,
     cache: Arc<ConfigCache>,
+    /// Announces configuration changes to other instances (cluster mode).
+    feed: Option<Arc<dyn lottery_activity::ChangeFeed>>,
 }
 
 impl Lottery {
@@ -73,7 +75,28 @@ impl Lottery {
             svc.clone(),
             std::time::Duration::from_secs(30),
         ));
-        Self { svc, cache }
+        Self {
+            svc,
+            cache,
+            feed: None,
+        }
+    }
+
+    /// Announces every configuration change on `feed`, for the other instances' caches.
+    pub fn with_change_feed(mut self, feed: Arc<dyn lottery_activity::ChangeFeed>) -> Self {
+        self.feed = Some(feed);
+        self
+    }
+
+    /// Drops the local copy of an activity and tells the other instances to do the same.
+    pub(crate) async fn changed(&self, id: lottery_domain::ActivityId) {
+        self.cache.invalidate(id);
+        if let Some(feed) = &self.feed
+            && let Err(e) = feed.announce(id).await
+        {
+            // Other instances still converge within the cache's time-to-live.
+            tracing::warn!(activity = %id, error = %e, "could not announce a configuration change");
+        }
     }
 
     pub fn services(&self) -> &Services {
@@ -83,5 +106,14 @@ impl Lottery {
     /// The configuration cache (for invalidation from other instances and for metrics).
     pub fn cache(&self) -> &Arc<ConfigCache> {
         &self.cache
+    }
+}
+
+impl std::fmt::Debug for Lottery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lottery")
+            .field("cache", &self.cache)
+            .field("feed", &self.feed.is_some())
+            .finish()
     }
 }

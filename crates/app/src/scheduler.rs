@@ -90,7 +90,7 @@ impl Scheduler {
                 .change_state(activity.id(), from, to)
                 .await?
             {
-                self.lottery.cache().invalidate(activity.id());
+                self.lottery.changed(activity.id()).await;
                 debug!(activity = %activity.id(), %from, %to, "scheduled state change");
                 moved += 1;
             }

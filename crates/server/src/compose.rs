@@ -57,6 +57,8 @@ pub struct Built {
     pub state: AppState,
     pub storage: Storage,
     workers: Vec<JoinHandle<()>>,
+    /// Background listeners with no work to finish: aborted at shutdown.
+    listeners: Vec<JoinHandle<()>>,
     stop: watch::Sender<bool>,
 }
 
@@ -72,6 +74,9 @@ impl Built {
     /// Stops the workers (finishing what they are doing), flushes and closes connections.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        for l in &self.listeners {
+            l.abort();
+        }
         for w in self.workers {
             if tokio::time::timeout(Duration::from_secs(8), w)
                 .await
@@ -277,7 +282,16 @@ pub async fn build(config: &Config, role: Role) -> Result<Built, StartError> {
     }
     let backends = backends(config).await?;
     let svc = services(config, &storage, backends.stock.clone())?;
-    let lottery = Lottery::new(svc.clone());
+    let mut lottery = Lottery::new(svc.clone());
+    let mut listeners = Vec::new();
+    if let (Mode::Cluster, Some(redis)) = (config.mode(), &config.redis) {
+        // Instances share configuration changes, so every cache drops a changed activity at once.
+        let feed = lottery_stock::RedisChangeFeed::new(&redis.url, &redis.prefix)
+            .map_err(|e| StartError::Stock(e.to_string()))?;
+        let (cache, all) = (lottery.cache().clone(), lottery.cache().clone());
+        listeners.push(feed.listen(move |id| cache.invalidate(id), move || all.clear()));
+        lottery = lottery.with_change_feed(Arc::new(feed));
+    }
     let delivery: Arc<dyn MessageHandler> = Arc::new(AwardDelivery::new(
         svc.clone(),
         config.workers.grant_attempts,
@@ -333,6 +347,7 @@ pub async fn build(config: &Config, role: Role) -> Result<Built, StartError> {
         state,
         storage,
         workers,
+        listeners,
         stop,
     })
 }
