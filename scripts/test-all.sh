@@ -22,3 +22,6 @@ fi
 
 echo "== documentation examples"
 cargo test --workspace --locked --doc
+
+echo "== API fuzzing against /openapi.json (schemathesis)"
+./scripts/schemathesis.sh
