@@ -207,9 +207,15 @@ impl Lottery {
         Ok(self.svc.awards.awards(ids).await?)
     }
 
-    /// Live stock: activity stock left and each award's, from the stock store, falling back
-    /// to the database's view when the store has not loaded the activity.
-    pub async fn stock(&self, id: ActivityId) -> Result<lottery_activity::StockCounts, AppError> {
+    /// Stock left as the stock store holds it: the activity's and each award's (awards the
+    /// store does not hold are left out). `None` when the store has not loaded the activity.
+    pub async fn live_stock(
+        &self,
+        id: ActivityId,
+    ) -> Result<Option<lottery_activity::StockCounts>, AppError> {
+        let Some(stock_left) = self.svc.stock.stock_left(id).await? else {
+            return Ok(None);
+        };
         let config = self.cache.get(id).await?;
         let ids: Vec<AwardId> = config
             .strategy()
@@ -217,38 +223,47 @@ impl Lottery {
             .iter()
             .map(|a| a.award_id)
             .collect();
-        let live = self.svc.stock.stock_left(id).await.ok().flatten();
+        let left = self.svc.stock.awards_left(id, &ids).await?;
+        let awards_left = ids
+            .into_iter()
+            .zip(left)
+            .filter_map(|(a, l)| l.map(|l| (a, l)))
+            .collect();
+        Ok(Some(lottery_activity::StockCounts {
+            stock_left,
+            awards_left,
+        }))
+    }
+
+    /// Live stock, falling back to the database's view for whatever the stock store has not
+    /// loaded (or when it is unreachable).
+    pub async fn stock(&self, id: ActivityId) -> Result<lottery_activity::StockCounts, AppError> {
         let db = self
             .svc
             .activities
             .stock_snapshot(id)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("activity {id}")))?;
-        match live {
-            Some(stock_left) => {
-                let awards = self.svc.stock.awards_left(id, &ids).await?;
-                let awards_left = ids
-                    .iter()
-                    .zip(awards)
-                    .map(|(a, left)| {
-                        (
-                            *a,
-                            left.unwrap_or_else(|| {
-                                db.awards_left
-                                    .iter()
-                                    .find(|(x, _)| x == a)
-                                    .map_or(0, |(_, n)| *n)
-                            }),
-                        )
-                    })
-                    .collect();
-                Ok(lottery_activity::StockCounts {
-                    stock_left,
-                    awards_left,
-                })
-            }
-            None => Ok(db),
-        }
+        let Ok(Some(live)) = self.live_stock(id).await else {
+            return Ok(db);
+        };
+        let awards_left = db
+            .awards_left
+            .iter()
+            .map(|(a, n)| {
+                (
+                    *a,
+                    live.awards_left
+                        .iter()
+                        .find(|(x, _)| x == a)
+                        .map_or(*n, |(_, l)| *l),
+                )
+            })
+            .collect();
+        Ok(lottery_activity::StockCounts {
+            stock_left: live.stock_left,
+            awards_left,
+        })
     }
 
     /// Validates and stores a rule tree (with a generated id unless the tree has one).

@@ -2,7 +2,7 @@
 //! only ever goes down) and idempotent, so any instance may run it any number of times.
 
 use lottery_activity::{ActivityState, StockCounts};
-use lottery_domain::{ActivityId, AwardId};
+use lottery_domain::ActivityId;
 
 use crate::{AppError, Lottery};
 
@@ -19,28 +19,14 @@ impl StockSync {
     /// Syncs one activity; returns the live counts written, or `None` when the store does
     /// not hold the activity (nothing to sync).
     pub async fn sync(&self, id: ActivityId) -> Result<Option<StockCounts>, AppError> {
-        let svc = self.lottery.services();
-        let Some(stock_left) = svc.stock.stock_left(id).await? else {
+        let Some(counts) = self.lottery.live_stock(id).await? else {
             return Ok(None);
         };
-        let config = self.lottery.cache().get(id).await?;
-        let ids: Vec<AwardId> = config
-            .strategy()
-            .awards()
-            .iter()
-            .map(|a| a.award_id)
-            .collect();
-        let left = svc.stock.awards_left(id, &ids).await?;
-        let awards_left = ids
-            .into_iter()
-            .zip(left)
-            .filter_map(|(a, l)| l.map(|l| (a, l)))
-            .collect();
-        let counts = StockCounts {
-            stock_left,
-            awards_left,
-        };
-        svc.activities.sync_stock(id, &counts).await?;
+        self.lottery
+            .services()
+            .activities
+            .sync_stock(id, &counts)
+            .await?;
         Ok(Some(counts))
     }
 

@@ -17,7 +17,9 @@ use serde_json::Value;
 async fn sigterm_under_load_keeps_every_answered_draw() {
     let mut app = App::spawn(Mode::Embedded).await;
     let (begin, end) = open_window();
-    let (id, _) = app.running_activity(activity_body(100_000, 1_000, &begin, &end)).await;
+    let (id, _) = app
+        .running_activity(activity_body(100_000, 1_000, &begin, &end))
+        .await;
     let base = Arc::new(app.base.clone());
     let mut tokens = Vec::new();
     for i in 0..8 {
@@ -58,11 +60,16 @@ async fn sigterm_under_load_keeps_every_answered_draw() {
     tokio::time::sleep(Duration::from_millis(1_500)).await;
 
     let pid = app.child.id().expect("pid");
-    let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
     assert!(status.success());
     let started = Instant::now();
     let exit = tokio::time::timeout(Duration::from_secs(10), app.child.wait()).await;
-    let exit = exit.expect("the process exits within 10 s of SIGTERM").expect("wait");
+    let exit = exit
+        .expect("the process exits within 10 s of SIGTERM")
+        .expect("wait");
     eprintln!("exited with {exit} after {:?}", started.elapsed());
     assert!(exit.success(), "graceful exit: {exit}");
 
@@ -72,22 +79,34 @@ async fn sigterm_under_load_keeps_every_answered_draw() {
         results.push(t.await.expect("load task"));
     }
     // Read the data directory the server wrote, as the next start would.
-    let config = Config { data_dir: app.data_dir.clone(), ..Config::default() };
-    let storage = lottery_storage::Storage::connect(&lottery_server::compose::embedded_router(&config).expect("router"))
-        .await
-        .expect("storage");
+    let config = Config {
+        data_dir: app.data_dir.clone(),
+        ..Config::default()
+    };
+    let storage = lottery_storage::Storage::connect(
+        &lottery_server::compose::embedded_router(&config).expect("router"),
+    )
+    .await
+    .expect("storage");
     let takes = storage.takes();
     for (user, answered) in results {
         answered_total += answered.len();
         let stored: Vec<String> = takes
-            .takes(&UserId::new(user.clone()).expect("user"), None, Page::new(0, 200))
+            .takes(
+                &UserId::new(user.clone()).expect("user"),
+                None,
+                Page::new(0, 200),
+            )
             .await
             .expect("takes")
             .iter()
             .map(|t| t.take_id.to_string())
             .collect();
         for take in answered {
-            assert!(stored.contains(&take), "{user}: answered take {take} is not stored");
+            assert!(
+                stored.contains(&take),
+                "{user}: answered take {take} is not stored"
+            );
         }
     }
     assert!(answered_total > 0, "the load got answers before the signal");

@@ -16,8 +16,7 @@ use tracing::warn;
 use crate::error::{is_contention, repo, retrying, router};
 use crate::order_store::{insert_order, order_by_take};
 use crate::outbox::insert_outbox;
-use crate::rows::millis;
-use crate::take_store::{TAKE_COLUMNS, UserTables, bump_counter, take_from};
+use crate::take_store::{TAKE_COLUMNS, UserTables, bump_counter, insert_take, take_from};
 
 /// How draws are grouped.
 #[derive(Debug, Clone, Copy)]
@@ -167,24 +166,13 @@ async fn apply(
     let result = async {
         match &record.new_take {
             Some((take, limit)) => {
-                let Some(number) = bump_counter(tx, dialect, &t, &take.user_id, take.activity_id, *limit).await? else {
+                let Some(number) =
+                    bump_counter(tx, dialect, &t, &take.user_id, take.activity_id, *limit).await?
+                else {
                     return Ok(RecordOutcome::QuotaExhausted);
                 };
                 // The draw's result is known, so the take is stored already used.
-                sqlx::query(&format!(
-                    "INSERT INTO {} ({TAKE_COLUMNS}, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    t.take
-                ))
-                .bind(take.take_id.get())
-                .bind(take.user_id.as_str())
-                .bind(take.activity_id.get())
-                .bind(take.strategy_id.get())
-                .bind(number)
-                .bind(millis(take.taken_at))
-                .bind(TakeState::Used.as_str())
-                .bind(key)
-                .execute(&mut **tx)
-                .await?;
+                insert_take(tx, &t.take, take, number, TakeState::Used, key).await?;
             }
             None => {
                 let used = sqlx::query(&format!(

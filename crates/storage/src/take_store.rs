@@ -61,6 +61,31 @@ impl TakeStore {
     }
 }
 
+/// Inserts a take numbered `number` in `state`, with the draw's idempotency key if any.
+pub(crate) async fn insert_take(
+    tx: &mut Transaction<'_, Any>,
+    table: &str,
+    take: &UserTake,
+    number: i64,
+    state: TakeState,
+    key: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!(
+        "INSERT INTO {table} ({TAKE_COLUMNS}, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    ))
+    .bind(take.take_id.get())
+    .bind(take.user_id.as_str())
+    .bind(take.activity_id.get())
+    .bind(take.strategy_id.get())
+    .bind(number)
+    .bind(millis(take.taken_at))
+    .bind(state.as_str())
+    .bind(key)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Counts one more take on the user's counter if the limit allows; returns the new count
 /// (the take's number) or `None` when the quota is used up.
 pub(crate) async fn bump_counter(
@@ -150,10 +175,6 @@ impl TakeRepository for TakeStore {
     async fn record_take(&self, take: &UserTake, limit: u32) -> RepoResult<TakeOutcome> {
         let t = UserTables::of(&self.router, &take.user_id);
         let pool = self.router.pool(&t.route).map_err(router)?;
-        let insert = format!(
-            "INSERT INTO {} ({TAKE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            t.take
-        );
         let number = retrying(|| async {
             let mut tx = pool.begin().await?;
             let Some(number) = bump_counter(
@@ -169,16 +190,7 @@ impl TakeRepository for TakeStore {
                 tx.rollback().await?;
                 return Ok(None);
             };
-            sqlx::query(&insert)
-                .bind(take.take_id.get())
-                .bind(take.user_id.as_str())
-                .bind(take.activity_id.get())
-                .bind(take.strategy_id.get())
-                .bind(number)
-                .bind(millis(take.taken_at))
-                .bind(TakeState::Open.as_str())
-                .execute(&mut *tx)
-                .await?;
+            insert_take(&mut tx, &t.take, take, number, TakeState::Open, None).await?;
             tx.commit().await?;
             Ok(Some(number))
         })
