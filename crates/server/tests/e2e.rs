@@ -657,3 +657,71 @@ async fn error_codes(mode: Mode) {
     }
     assert!(limited > 0, "60 draws at once must hit the per-user limit");
 }
+
+/// 503 `unavailable` (and a failing `/readyz`) while Redis is unreachable; back to normal
+/// when it returns. Redis is reached through a proxy so the shared server stays up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs MariaDB, Redis and RabbitMQ on 127.0.0.1"]
+async fn cluster_unavailable_while_redis_is_down() {
+    let redis = lottery_testkit::Service::Redis.require().await;
+    let proxy = lottery_testkit::TcpProxy::for_service(lottery_testkit::Service::Redis)
+        .await
+        .expect("proxy");
+    let via = proxy.proxied_url(&redis).expect("proxied url");
+    let app = App::spawn_with(Mode::Cluster, &[("LOTTERY_REDIS__URL", via.as_str())]).await;
+    let (begin, end) = open_window();
+    let (id, _) = app
+        .running_activity(activity_body(10, 5, &begin, &end))
+        .await;
+    let user = app.user("patient").await;
+    let draw = format!("/api/v1/activities/{id}/draw");
+    let (s, _) = app.call(Method::POST, &draw, Some(&user), None).await;
+    assert_eq!(s, StatusCode::OK);
+
+    proxy.cut().await;
+    let (s, e) = app.call(Method::POST, &draw, Some(&user), None).await;
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")),
+        "{e}"
+    );
+    let (s, ready) = app.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+    let (s, e) = app
+        .call(
+            Method::DELETE,
+            "/api/v1/admin/activities",
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
+    );
+
+    proxy.restore().await.expect("restore");
+    let mut recovered = false;
+    for _ in 0..30 {
+        let (s, _) = app.call(Method::POST, &draw, Some(&user), None).await;
+        if s == StatusCode::OK {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(recovered, "draws work again once Redis is back");
+    let (_, mine) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/me/activities/{id}"),
+            Some(&user),
+            None,
+        )
+        .await;
+    assert_eq!(
+        mine["takes_used"].as_u64(),
+        Some(2),
+        "the failed draw took nothing: {mine}"
+    );
+}
