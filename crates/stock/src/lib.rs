@@ -10,3 +10,15 @@ mod redis_ledger;
 pub use change_feed::RedisChangeFeed;
 pub use memory::MemoryLedger;
 pub use redis_ledger::{RedisLedger, RedisLedgerOptions};
+
+/// How long a claim record is kept for recognising a retried claim. Retries happen within a
+/// request, so an hour is ample; keeping every draw's record until the activity ends would
+/// cost memory in proportion to all draws ever made.
+pub const CLAIM_RECORD_TTL: chrono::Duration = chrono::Duration::hours(1);
+
+/// When a claim record made now expires.
+pub(crate) fn claim_record_expiry(
+    activity_expiry: chrono::DateTime<chrono::Utc>,
+) -> chrono::DateTime<chrono::Utc> {
+    activity_expiry.min(chrono::Utc::now() + CLAIM_RECORD_TTL)
+}

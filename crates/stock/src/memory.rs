@@ -174,7 +174,7 @@ impl State {
                 outcome,
                 took_take: c.take,
                 released: false,
-                expires_at: c.expires_at,
+                expires_at: crate::claim_record_expiry(c.expires_at),
             },
         );
         Ok(outcome)

@@ -292,7 +292,7 @@ impl StockLedger for RedisLedger {
             .arg(c.take_limit)
             .arg(u8::from(c.award.is_some()))
             .arg(u8::from(c.fallback.is_some()))
-            .arg(millis(c.expires_at))
+            .arg(millis(crate::claim_record_expiry(c.expires_at)))
             .arg(c.award.map(|a| a.get()).unwrap_or(0))
             .arg(c.fallback.map(|a| a.get()).unwrap_or(0));
         let mut conn = self.conn().await?;
