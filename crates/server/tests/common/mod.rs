@@ -24,8 +24,33 @@ pub struct App {
     pub client: Client,
     pub data_dir: PathBuf,
     pub config: Option<PathBuf>,
+    /// Cluster mode: the test's own exchange and queues, deleted when the app is dropped.
+    amqp: Option<lottery_mq::MqConfig>,
     _dir: tempfile::TempDir,
     _mysql: Option<FreshMysql>,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let Some(mq) = self.amqp.take() else { return };
+        // Drop cannot await: delete the topology on a small runtime of its own, so the shared
+        // broker does not collect one set of queues per test run.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(admin) = lottery_mq::MqAdmin::connect(&mq).await {
+                    let _ = admin.delete_topology().await;
+                    admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
 }
 
 fn bin() -> &'static str {
@@ -41,6 +66,7 @@ impl App {
     pub async fn spawn_with(mode: Mode, env: &[(&str, &str)]) -> App {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().join("data");
+        let mut amqp_config = None;
         let (config, mysql) = match mode {
             Mode::Embedded => (None, None),
             Mode::Cluster => {
@@ -49,6 +75,10 @@ impl App {
                 let amqp = Service::RabbitMq.require().await;
                 let fresh = FreshMysql::create("e2e", 3).await.expect("fresh databases");
                 let name = unique_name("e2e");
+                let mut mq = lottery_mq::MqConfig::new(amqp.clone());
+                mq.exchange = format!("{name}.events");
+                mq.queue_prefix = name.clone();
+                amqp_config = Some(mq);
                 let toml = format!(
                     "worker_id = 7\n[database]\nglobal_url = {g:?}\nshard_urls = [{s1:?}, {s2:?}]\ntables = 4\n\
                      [redis]\nurl = {redis:?}\nprefix = {name:?}\n\
@@ -106,6 +136,7 @@ impl App {
             client: Client::new(),
             data_dir,
             config,
+            amqp: amqp_config,
             _dir: dir,
             _mysql: mysql,
         };
