@@ -1,7 +1,6 @@
 //! The composition root: builds the adapters for the configured mode and wires them into the
 //! use cases. Embedded and cluster mode differ only here.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -356,9 +355,4 @@ fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "host".into())
-}
-
-/// Whether `data_dir` looks like an embedded data directory (for friendlier messages).
-pub fn has_embedded_data(dir: &Path) -> bool {
-    dir.join("global.db").exists()
 }
