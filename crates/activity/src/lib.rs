@@ -15,10 +15,10 @@ pub use event::{
 };
 pub use model::{Activity, ActivityError, ActivitySpec, ParticipationError};
 pub use port::{
-    ActivityFilter, ActivityRepository, ChangeFeed, ClaimOutcome, DrawRecord, DrawRepository,
-    GrantRepository, JobLeases, Missing, OrderRepository, OutboxBacklog, OutboxRepository, Page,
-    PastDraw, PendingMessage, RecordOutcome, StockClaim, StockCounts, StockError, StockLedger,
-    StockSnapshot, TakeOutcome, TakeRepository,
+    ActivityFilter, ActivityRepository, ChangeFeed, ClaimFate, ClaimOutcome, ClaimRef, DrawRecord,
+    DrawRepository, GrantRepository, JobLeases, Missing, OrderRepository, OutboxBacklog,
+    OutboxRepository, Page, PastDraw, PendingClaim, PendingMessage, RecordOutcome, StockClaim,
+    StockCounts, StockError, StockLedger, StockSnapshot, TakeOutcome, TakeRepository,
 };
 pub use records::{TakeState, UserTake, WinOrder};
 pub use state::{Action, ActivityState, TransitionError, UnknownName};

@@ -49,10 +49,21 @@ pub trait ActivityRepository: Send + Sync {
     ) -> RepoResult<bool>;
     /// Activities the scheduler may have to move on: approved or doing.
     async fn schedulable(&self, limit: u32) -> RepoResult<Vec<Activity>>;
-    /// The stock the database can vouch for: the configured stock less the takes and orders
-    /// recorded in every shard (and never more than the last synced values). `None` for an
-    /// unknown activity.
-    async fn stock_snapshot(&self, id: ActivityId) -> RepoResult<Option<StockCounts>>;
+    /// Fences and counts, for (re)loading the stock store: raises the activity's stock fence
+    /// in every shard database to a generation of at least `min_generation` and above every
+    /// fence there, then counts the takes and orders recorded. Draw records carrying an older
+    /// generation are refused from then on, so the counts, taken after the fence, include
+    /// every record that will ever be accepted for the older generations. Returns the
+    /// generation and the configured stock less what was counted; `None` for an unknown
+    /// activity.
+    async fn fence_stock(
+        &self,
+        id: ActivityId,
+        min_generation: u64,
+    ) -> RepoResult<Option<(u64, StockCounts)>>;
+    /// The stock left as the database counts it (configured less recorded), with no fence:
+    /// for views and the stock sync. `None` for an unknown activity.
+    async fn stock_counts(&self, id: ActivityId) -> RepoResult<Option<StockCounts>>;
     /// Brings the stored stock left down to the live values; never raises it, so stale or
     /// replayed syncs are harmless.
     async fn sync_stock(&self, id: ActivityId, counts: &StockCounts) -> RepoResult<()>;
@@ -104,6 +115,10 @@ pub struct DrawRecord {
     pub idempotency_key: Option<String>,
     /// The order and its outbox message for a win; `None` for a loss (the take is consumed).
     pub win: Option<(WinOrder, OutboxMessage)>,
+    /// The stock generation of the draw's claim: the record is refused when the activity's
+    /// stock was reloaded under a newer generation since (see
+    /// [`ActivityRepository::fence_stock`]).
+    pub generation: u64,
 }
 
 /// How a draw record fared.
@@ -116,6 +131,29 @@ pub enum RecordOutcome {
     TakeNotOpen,
     /// The idempotency key was already used by another draw.
     DuplicateKey,
+    /// The claim's stock generation was fenced off by a reload: the draw did not happen.
+    StaleGeneration,
+    /// The take id was voided (its claim was given back as unrecorded): the draw did not
+    /// happen.
+    Voided,
+}
+
+/// A claim whose draw may or may not have been recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRef {
+    pub take_id: TakeId,
+    pub user_id: UserId,
+    pub activity_id: ActivityId,
+}
+
+/// What became of a claim's draw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimFate {
+    /// The draw is recorded: the claim holds its stock for good.
+    Recorded,
+    /// The take id is voided: no record can ever be stored under it, so the claim may be
+    /// given back.
+    Voided,
 }
 
 /// A past draw found by its idempotency key.
@@ -131,6 +169,11 @@ pub struct PastDraw {
 pub trait DrawRepository: Send + Sync {
     async fn record_draw(&self, record: DrawRecord) -> RepoResult<RecordOutcome>;
     async fn find_by_key(&self, user: &UserId, key: &str) -> RepoResult<Option<PastDraw>>;
+    /// Settles what became of each claim's draw, for certain: a take id with no record is
+    /// voided (a tombstone takes its place), so a record still in flight is refused when it
+    /// arrives. Fails with `Unavailable` when the user's shard cannot be reached; then
+    /// nothing is known and nothing may be given back.
+    async fn settle_claim(&self, claim: &ClaimRef) -> RepoResult<ClaimFate>;
 }
 
 /// Win orders and their outbox rows (sharded by user).
@@ -155,13 +198,14 @@ pub trait OrderRepository: Send + Sync {
 /// What one draw asks of the stock in one atomic step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StockClaim {
-    /// Makes the claim idempotent: a retried claim with the same id returns the first
-    /// outcome and takes nothing more. The take id the claim is for.
+    /// The id of the take the claim is for: a claim and its record are one pair, so the
+    /// reconciler can tell a claim whose draw was recorded from one whose draw died. A
+    /// retried claim with the same id returns the first outcome and takes nothing more.
     pub claim_id: TakeId,
     pub activity_id: ActivityId,
     pub user_id: UserId,
-    /// Take one unit of activity stock and one of the user's takes. False when the draw
-    /// reuses a take granted earlier and only the award's stock is needed.
+    /// Take one unit of activity stock and one of the user's takes. False when only the
+    /// award's stock is needed.
     pub take: bool,
     pub take_limit: u32,
     /// The drawn award, whose prize stock must be taken too.
@@ -179,29 +223,43 @@ pub enum ClaimOutcome {
     /// The take (if asked) was granted. `award` is the prize whose stock was taken: the drawn
     /// one, or the fallback (`fallback: true`) when the drawn one was out of stock, or none
     /// when both were. `award_exhausted` reports that the drawn award had no stock left.
+    /// `generation` is the stock generation the claim was taken from; the draw's record must
+    /// carry it, so a record of a claim on stock that has since been reloaded is refused.
     Granted {
         award: Option<AwardId>,
         fallback: bool,
         award_exhausted: bool,
+        generation: u64,
     },
     /// No activity stock left: nothing was taken.
     SoldOut,
     /// The user has used all their takes: nothing was taken.
     QuotaExhausted,
+    /// The claim was given back (or its release arrived first): it holds nothing and never
+    /// will.
+    Withdrawn,
 }
 
 /// Which stock the store does not hold yet and must be loaded from the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Missing {
-    /// The activity's stock (and its awards' stock).
-    Activity(ActivityId),
-    /// The user's take count for the activity.
-    User(ActivityId, UserId),
+    /// The activity's stock (and its awards' stock), or any part of it; with the generation
+    /// the store holds (0 for none), so that of several callers finding it missing only the
+    /// first reloads it.
+    Activity(ActivityId, u64),
+    /// The user's take count for the activity, in the stock's current generation.
+    User {
+        activity: ActivityId,
+        user: UserId,
+        generation: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StockError {
-    /// The stock store is unreachable: nothing was taken.
+    /// The stock store is unreachable. A claim that failed this way may or may not have been
+    /// applied: release it (a release that overtakes its claim blocks the claim) or leave it
+    /// to the reconciler.
     #[error("stock service unavailable: {0}")]
     Unavailable(String),
     /// The store holds no stock for this yet; load it and claim again.
@@ -213,31 +271,75 @@ pub enum StockError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StockSnapshot {
     pub activity_id: ActivityId,
+    /// Raised on every load; see [`StockLedger::load_activity`].
+    pub generation: u64,
     pub stock_left: u64,
     pub awards_left: Vec<(AwardId, u64)>,
     pub expires_at: DateTime<Utc>,
 }
 
+/// A claim the store holds that no draw has settled yet (recorded or given back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingClaim {
+    pub claim_id: TakeId,
+    pub user_id: UserId,
+    /// The stock generation it was taken from.
+    pub generation: u64,
+    /// Milliseconds since the Unix epoch, by the store's clock.
+    pub claimed_at_ms: i64,
+    /// It took a unit of activity stock and one of the user's takes.
+    pub took: bool,
+    /// The award whose stock it took (the drawn one or the fallback).
+    pub award: Option<AwardId>,
+}
+
+impl PendingClaim {
+    /// The claim as [`StockLedger::release`] takes it: `award` names the award it took
+    /// whether that was the drawn one or the fallback.
+    pub fn to_claim(&self, activity: ActivityId, expires_at: DateTime<Utc>) -> StockClaim {
+        StockClaim {
+            claim_id: self.claim_id,
+            activity_id: activity,
+            user_id: self.user_id.clone(),
+            take: self.took,
+            take_limit: 0,
+            award: self.award,
+            fallback: self.award,
+            expires_at,
+        }
+    }
+}
+
 /// Atomic stock and quotas (Redis in cluster mode, in memory embedded).
+///
+/// Errors: every method fails with [`StockError::Unavailable`] when the store cannot be
+/// reached in time; `claim` also with [`StockError::NotLoaded`] when part of the stock it
+/// needs is absent (never loaded, expired or lost), which the caller answers by loading.
 #[async_trait::async_trait]
 pub trait StockLedger: Send + Sync {
     /// Checks and takes the activity stock, the user's quota and, for a win, the award's stock,
-    /// all or nothing, in one step.
+    /// all or nothing, in one step. A granted claim stays pending until settled or released.
     async fn claim(&self, claim: &StockClaim) -> Result<ClaimOutcome, StockError>;
-    /// Gives back what a claim took, when a later step failed. Idempotent: only a claim that
-    /// is still held is given back, once.
+    /// Gives back what a claim took, once. A claim of an older generation gives nothing back
+    /// (the reload counted it as not taken). A release that arrives before its claim leaves
+    /// a marker, so the late claim is answered [`ClaimOutcome::Withdrawn`] and takes nothing.
     async fn release(&self, claim: &StockClaim) -> Result<(), StockError>;
-    /// Loads an activity's stock if the store has none (never overwrites what it holds, so a
-    /// stale database value cannot raise live stock).
+    /// Loads an activity's stock for `snapshot.generation`: replaces what the store holds
+    /// when that is of an older generation (or absent), and does nothing otherwise. User
+    /// counts of older generations then read as not loaded.
     async fn load_activity(&self, snapshot: &StockSnapshot) -> Result<(), StockError>;
-    /// Loads a user's used takes if the store has none.
+    /// Loads a user's used takes for `generation`, unless the store already has them for
+    /// that generation.
     async fn load_user(
         &self,
         activity: ActivityId,
         user: &UserId,
         used: u32,
+        generation: u64,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StockError>;
+    /// The generation of the loaded stock, `None` when not loaded.
+    async fn generation(&self, activity: ActivityId) -> Result<Option<u64>, StockError>;
     /// Activity stock left, `None` when not loaded.
     async fn stock_left(&self, activity: ActivityId) -> Result<Option<u64>, StockError>;
     /// Stock left of each award, `None` for an award not loaded.
@@ -246,6 +348,20 @@ pub trait StockLedger: Send + Sync {
         activity: ActivityId,
         awards: &[AwardId],
     ) -> Result<Vec<Option<u64>>, StockError>;
+    /// Pending claims taken at or before `claimed_before_ms` (store clock), oldest first, at
+    /// most `limit`.
+    async fn pending_claims(
+        &self,
+        activity: ActivityId,
+        claimed_before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<PendingClaim>, StockError>;
+    /// Marks claims settled: their draws were recorded (or their generation is gone), so
+    /// they hold what they took for good.
+    async fn settle(&self, activity: ActivityId, claims: &[TakeId]) -> Result<(), StockError>;
+    /// The store's clock, in milliseconds since the Unix epoch (the clock of
+    /// [`PendingClaim::claimed_at_ms`]).
+    async fn now_ms(&self) -> Result<i64, StockError>;
 }
 
 /// An outbox message claimed for publishing, with how often it was tried before.

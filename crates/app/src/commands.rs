@@ -241,7 +241,7 @@ impl Lottery {
         let db = self
             .svc
             .activities
-            .stock_snapshot(id)
+            .stock_counts(id)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("activity {id}")))?;
         let Ok(Some(live)) = self.live_stock(id).await else {

@@ -3,24 +3,30 @@
 //! 1. A replayed idempotency key returns the first draw's result.
 //! 2. The activity's configuration comes from the cache; state and time window are checked.
 //! 3. The strategy draws locally (O(1)), aiming only at awards not known to be out of stock.
-//! 4. One atomic claim on the stock store takes the activity stock and the user's take (unless
-//!    an open take is reused) and, for a win, the award's stock or the fallback's.
+//! 4. One atomic claim on the stock store, under the new take's id, takes the activity stock,
+//!    the user's take and, for a win, the award's stock or the fallback's.
 //! 5. One shard transaction records the take, and the order with its outbox row for a win.
 //!    The answer is sent only after that commit.
 //!
-//! If step 5 fails or is refused, the claim is given back, so no stock is lost.
+//! The claim is a guard: it is given back when the record is known not to exist (refused, or
+//! voided after an unclear failure), kept when the record exists, and left to the
+//! reconciler when neither can be known now. A started draw runs to its end on a task of its
+//! own, whether or not its caller waits.
+
+use std::time::Duration as StdDuration;
 
 use chrono::Duration;
 use lottery_activity::{
-    AwardInvoice, ClaimOutcome, DrawRecord, Missing, OutboxMessage, ParticipationError, PastDraw,
-    RecordOutcome, StockClaim, StockError, StockSnapshot, TakeState, UserTake, WinOrder,
+    AwardInvoice, ClaimFate, ClaimOutcome, ClaimRef, DrawRecord, Missing, OutboxMessage,
+    ParticipationError, PastDraw, RecordOutcome, StockClaim, StockError, StockSnapshot, TakeState,
+    UserTake, WinOrder,
 };
 use lottery_award::{Award, GrantState, ShippingAddress};
-use lottery_domain::{ActivityId, OrderId, TakeId, UserId};
+use lottery_domain::{ActivityId, AwardId, OrderId, TakeId, UserId};
 use lottery_rule::{Facts, RuleTree};
 use lottery_strategy::Draw;
 use serde::Serialize;
-use tracing::{error, warn};
+use tracing::warn;
 
 use crate::cache::ActivityConfig;
 use crate::{AppError, Lottery};
@@ -80,21 +86,47 @@ impl DrawResult {
     }
 }
 
+/// How long a caller waits for a draw's outcome by default; the draw itself goes on.
+pub const DEFAULT_DRAW_DEADLINE: StdDuration = StdDuration::from_secs(8);
+
+/// What a claim granted, to be recorded.
+struct Granted {
+    award: Option<AwardId>,
+    fallback: bool,
+    generation: u64,
+}
+
 impl Lottery {
     /// Takes part in an activity and draws.
+    ///
+    /// The draw runs on a task of its own and always ends recorded or given back; when its
+    /// outcome is not known within the draw deadline the answer is
+    /// [`AppError::OutcomeUnknown`], and a replay with the same idempotency key returns the
+    /// real outcome.
     pub async fn draw(&self, req: DrawRequest) -> Result<DrawResult, AppError> {
-        if let Some(key) = &req.idempotency_key {
-            if key.is_empty()
+        if let Some(key) = &req.idempotency_key
+            && (key.is_empty()
                 || key.len() > MAX_IDEMPOTENCY_KEY
-                || key.chars().any(char::is_control)
-            {
-                return Err(AppError::Invalid(format!(
-                    "idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY} bytes of printable text"
-                )));
-            }
-            if let Some(past) = self.replay(&req.user, key, req.activity).await? {
-                return Ok(past);
-            }
+                || key.chars().any(char::is_control))
+        {
+            return Err(AppError::Invalid(format!(
+                "idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY} bytes of printable text"
+            )));
+        }
+        let me = self.clone();
+        let run = tokio::spawn(async move { me.run_draw(req).await });
+        match tokio::time::timeout(self.draw_deadline, run).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(AppError::Internal(format!("draw task failed: {join}"))),
+            Err(_) => Err(AppError::OutcomeUnknown),
+        }
+    }
+
+    async fn run_draw(&self, req: DrawRequest) -> Result<DrawResult, AppError> {
+        if let Some(key) = &req.idempotency_key
+            && let Some(past) = self.replay(&req.user, key, req.activity).await?
+        {
+            return Ok(past);
         }
         let config = self.cache.get(req.activity).await?;
         let now = self.svc.clock.now();
@@ -103,106 +135,150 @@ impl Lottery {
         if config.known_sold_out(now.timestamp_millis()) {
             return Err(ParticipationError::SoldOut.into());
         }
-        let open = self.svc.takes.open_take(&req.user, req.activity).await?;
-
-        let drawn = {
+        let aimed = {
             let mut rng = rand::rng();
-            config.drawer.draw(&mut rng, config.out_of_stock())
+            match config.drawer.draw(&mut rng, config.out_of_stock()) {
+                Draw::Award(a) | Draw::OutOfStock(a) => Some(a),
+                Draw::Nothing => None,
+            }
         };
-        let aimed = match drawn {
-            Draw::Award(a) | Draw::OutOfStock(a) => Some(a),
-            Draw::Nothing => None,
-        };
-        let take_id = match &open {
-            Some(t) => t.take_id,
-            None => self.svc.ids.take_id()?,
-        };
+        let take_id = self.svc.ids.take_id()?;
         let claim = StockClaim {
-            // Unique per attempt: a retry of this claim is recognised, a later draw is not.
-            claim_id: self.svc.ids.take_id()?,
+            claim_id: take_id,
             activity_id: req.activity,
             user_id: req.user.clone(),
-            take: open.is_none(),
+            take: true,
             take_limit: config.activity.take_limit(),
             award: aimed,
             fallback: aimed.and(config.strategy().fallback()),
             expires_at: config.activity.end() + Duration::days(KEY_MARGIN_DAYS),
         };
-        let (award, fallback) = match self.claim(&claim).await? {
+        let granted = match self.claim(&claim).await? {
             ClaimOutcome::SoldOut => {
                 config.mark_sold_out(self.svc.clock.now().timestamp_millis());
                 return Err(ParticipationError::SoldOut.into());
             }
             ClaimOutcome::QuotaExhausted => {
-                return Err(ParticipationError::QuotaExhausted {
-                    limit: config.activity.take_limit(),
-                }
-                .into());
+                return Err(self.quota_exhausted(&config));
+            }
+            ClaimOutcome::Withdrawn => {
+                return Err(AppError::Unavailable(
+                    "the draw was interrupted; draw again".into(),
+                ));
             }
             ClaimOutcome::Granted {
                 award,
                 fallback,
                 award_exhausted,
+                generation,
             } => {
                 if award_exhausted && let Some(a) = aimed {
                     config.mark_out_of_stock(a);
                 }
-                (award, fallback)
+                Granted {
+                    award,
+                    fallback,
+                    generation,
+                }
             }
         };
-
-        let record = match self.record_for(&config, &req, open.as_ref(), take_id, award, fallback) {
+        let record = match self.record_for(&config, &req, take_id, &granted) {
             Ok(r) => r,
             Err(e) => {
                 self.give_back(&claim).await;
                 return Err(e);
             }
         };
-        let order = record
-            .win
-            .as_ref()
-            .map(|(o, _)| (o.order_id, o.award.clone()));
-        let outcome = self.svc.draws.record_draw(record).await;
-        match outcome {
-            Ok(RecordOutcome::Recorded) => Ok(DrawResult {
-                result: if order.is_some() {
-                    DrawOutcome::Win
-                } else {
-                    DrawOutcome::Lose
-                },
-                activity_id: req.activity,
-                take_id,
-                order_id: order.as_ref().map(|(id, _)| *id),
-                award: order.map(|(_, a)| a),
-                fallback,
-                replayed: false,
-            }),
+        let result = DrawResult {
+            result: if record.win.is_some() {
+                DrawOutcome::Win
+            } else {
+                DrawOutcome::Lose
+            },
+            activity_id: req.activity,
+            take_id,
+            order_id: record.win.as_ref().map(|(o, _)| o.order_id),
+            award: record.win.as_ref().map(|(o, _)| o.award.clone()),
+            fallback: granted.fallback,
+            replayed: false,
+        };
+        match self.svc.draws.record_draw(record).await {
+            Ok(RecordOutcome::Recorded) => {
+                self.settler.recorded(req.activity, take_id);
+                Ok(result)
+            }
             Ok(refused) => {
                 self.give_back(&claim).await;
-                match refused {
-                    RecordOutcome::QuotaExhausted => Err(ParticipationError::QuotaExhausted {
-                        limit: config.activity.take_limit(),
-                    }
-                    .into()),
-                    RecordOutcome::DuplicateKey => {
-                        let key = req.idempotency_key.as_deref().unwrap_or_default();
-                        self.replay(&req.user, key, req.activity)
-                            .await?
-                            .ok_or_else(|| {
-                                AppError::Conflict(
-                                    "idempotency key in use by a draw in flight".into(),
-                                )
-                            })
-                    }
-                    _ => Err(AppError::Conflict(
-                        "this take was drawn concurrently; draw again".into(),
-                    )),
-                }
+                self.refused(refused, &config, &req, granted.generation)
+                    .await
             }
-            Err(e) => {
-                self.give_back(&claim).await;
-                Err(e.into())
+            Err(e) => self.unclear_record(&claim, result, e).await,
+        }
+    }
+
+    fn quota_exhausted(&self, config: &ActivityConfig) -> AppError {
+        ParticipationError::QuotaExhausted {
+            limit: config.activity.take_limit(),
+        }
+        .into()
+    }
+
+    /// The answer to a record the database refused; its claim is already given back.
+    async fn refused(
+        &self,
+        refused: RecordOutcome,
+        config: &ActivityConfig,
+        req: &DrawRequest,
+        generation: u64,
+    ) -> Result<DrawResult, AppError> {
+        match refused {
+            RecordOutcome::QuotaExhausted => Err(self.quota_exhausted(config)),
+            RecordOutcome::DuplicateKey => {
+                let key = req.idempotency_key.as_deref().unwrap_or_default();
+                self.replay(&req.user, key, req.activity)
+                    .await?
+                    .ok_or_else(|| {
+                        AppError::Conflict("idempotency key in use by a draw in flight".into())
+                    })
             }
+            RecordOutcome::StaleGeneration => {
+                self.catch_up_stock(req.activity, generation).await;
+                Err(AppError::Unavailable(
+                    "the activity's stock was reloaded meanwhile; draw again".into(),
+                ))
+            }
+            RecordOutcome::Voided | RecordOutcome::TakeNotOpen | RecordOutcome::Recorded => Err(
+                AppError::Unavailable("the draw was interrupted; draw again".into()),
+            ),
+        }
+    }
+
+    /// The record failed in a way that leaves its fate unknown (a lost commit
+    /// acknowledgement, a timeout): read it back by voiding the take id, which either finds
+    /// the record or makes sure it can never arrive.
+    async fn unclear_record(
+        &self,
+        claim: &StockClaim,
+        result: DrawResult,
+        error: lottery_domain::RepoError,
+    ) -> Result<DrawResult, AppError> {
+        let pair = ClaimRef {
+            take_id: claim.claim_id,
+            user_id: claim.user_id.clone(),
+            activity_id: claim.activity_id,
+        };
+        match self.svc.draws.settle_claim(&pair).await {
+            Ok(ClaimFate::Recorded) => {
+                self.settler.recorded(claim.activity_id, claim.claim_id);
+                Ok(result)
+            }
+            Ok(ClaimFate::Voided) => {
+                self.give_back(claim).await;
+                Err(error.into())
+            }
+            // Neither known nor settled: the reconciler settles the claim once the database
+            // answers again; a replay with the same key then tells the outcome.
+            Err(_) => Err(AppError::OutcomeUnknown),
         }
     }
 
@@ -253,36 +329,29 @@ impl Lottery {
     }
 
     /// Claims stock, loading the store from the database when it does not hold the activity
-    /// or the user yet.
+    /// or the user (in the stock's generation) yet.
     async fn claim(&self, claim: &StockClaim) -> Result<ClaimOutcome, AppError> {
-        for _ in 0..3 {
+        for _ in 0..4 {
             match self.svc.stock.claim(claim).await {
                 Ok(outcome) => return Ok(outcome),
-                Err(StockError::NotLoaded(Missing::Activity(id))) => {
-                    let counts = self
-                        .svc
-                        .activities
-                        .stock_snapshot(id)
-                        .await?
-                        .ok_or_else(|| AppError::NotFound(format!("activity {id}")))?;
-                    let snapshot = StockSnapshot {
-                        activity_id: id,
-                        stock_left: counts.stock_left,
-                        awards_left: counts.awards_left,
-                        expires_at: claim.expires_at,
-                    };
-                    self.svc.stock.load_activity(&snapshot).await?;
+                Err(StockError::NotLoaded(Missing::Activity(id, seen))) => {
+                    self.reload_stock(id, seen, claim.expires_at).await?;
                 }
-                Err(StockError::NotLoaded(Missing::User(id, user))) => {
-                    let used = self.svc.takes.takes_used(&user, id).await?;
+                Err(StockError::NotLoaded(Missing::User {
+                    activity,
+                    user,
+                    generation,
+                })) => {
+                    let used = self.svc.takes.takes_used(&user, activity).await?;
                     self.svc
                         .stock
-                        .load_user(id, &user, used, claim.expires_at)
+                        .load_user(activity, &user, used, generation, claim.expires_at)
                         .await?;
                 }
                 Err(e @ StockError::Unavailable(_)) => {
-                    // The claim may have been applied before the connection failed: give it
-                    // back if it was, so nothing stays taken for a draw that did not happen.
+                    // The claim may have been applied before the connection failed. Its
+                    // release either gives it back or, arriving first, makes it take nothing;
+                    // if the release fails too, the reconciler settles it.
                     self.give_back(claim).await;
                     return Err(e.into());
                 }
@@ -291,50 +360,88 @@ impl Lottery {
         Err(AppError::Unavailable("stock could not be loaded".into()))
     }
 
-    /// Gives a claim back; retried in the background if the store is unreachable now.
-    async fn give_back(&self, claim: &StockClaim) {
-        if self.svc.stock.release(claim).await.is_ok() {
+    /// (Re)loads an activity's stock under a new generation: fences the shards, counts what
+    /// they recorded, and loads the rest. Does nothing when the store already holds a
+    /// generation newer than `seen` (the one found lacking): someone reloaded meanwhile, and
+    /// reloading again would only fence off that generation's claims in flight.
+    pub(crate) async fn reload_stock(
+        &self,
+        id: ActivityId,
+        seen: u64,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), AppError> {
+        // One reload at a time in this process; the others then find it done.
+        let _one = self.reloading.lock().await;
+        let live = self.svc.stock.generation(id).await?.unwrap_or(0);
+        if live > seen {
+            return Ok(());
+        }
+        let clock = u64::try_from(self.svc.clock.now().timestamp_millis()).unwrap_or(0);
+        let min = clock.max(live + 1);
+        let (generation, counts) = self
+            .svc
+            .activities
+            .fence_stock(id, min)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("activity {id}")))?;
+        self.svc
+            .stock
+            .load_activity(&StockSnapshot {
+                activity_id: id,
+                generation,
+                stock_left: counts.stock_left,
+                awards_left: counts.awards_left,
+                expires_at,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// A record was refused for an old generation. If the store still holds that generation
+    /// (a reload raised the fences but died before loading), reload it now; otherwise a
+    /// newer generation is live and nothing is needed.
+    async fn catch_up_stock(&self, id: ActivityId, generation: u64) {
+        if !matches!(self.svc.stock.generation(id).await, Ok(Some(g)) if g <= generation) {
             return;
         }
-        let stock = self.svc.stock.clone();
-        let claim = claim.clone();
-        tokio::spawn(async move {
-            for attempt in 1..=20u32 {
-                tokio::time::sleep(std::time::Duration::from_millis(250 * u64::from(attempt)))
-                    .await;
-                if stock.release(&claim).await.is_ok() {
-                    warn!(claim = %claim.claim_id, attempt, "stock claim given back after a retry");
-                    return;
-                }
-            }
-            error!(claim = %claim.claim_id, activity = %claim.activity_id, "could not give a stock claim back");
-        });
+        let Ok(config) = self.cache.get(id).await else {
+            return;
+        };
+        let expires_at = config.activity.end() + Duration::days(KEY_MARGIN_DAYS);
+        if let Err(e) = self.reload_stock(id, generation, expires_at).await {
+            warn!(activity = %id, error = %e, "could not reload stock behind its fence");
+        }
+    }
+
+    /// Gives a claim back. If the store cannot be reached now, the claim stays pending and
+    /// the reconciler gives it back once its record is known not to exist.
+    pub(crate) async fn give_back(&self, claim: &StockClaim) {
+        if let Err(e) = self.svc.stock.release(claim).await {
+            warn!(claim = %claim.claim_id, activity = %claim.activity_id, error = %e,
+                "stock claim not given back now; the reconciler will");
+        }
     }
 
     fn record_for(
         &self,
         config: &ActivityConfig,
         req: &DrawRequest,
-        open: Option<&UserTake>,
         take_id: TakeId,
-        award: Option<lottery_domain::AwardId>,
-        fallback: bool,
+        granted: &Granted,
     ) -> Result<DrawRecord, AppError> {
         let now = self.svc.clock.now();
         let activity = &config.activity;
-        let take = match open {
-            Some(t) => t.clone(),
-            None => UserTake {
-                take_id,
-                user_id: req.user.clone(),
-                activity_id: activity.id(),
-                strategy_id: activity.strategy_id(),
-                take_number: 0,
-                taken_at: now,
-                state: TakeState::Used,
-            },
+        let take = UserTake {
+            take_id,
+            user_id: req.user.clone(),
+            activity_id: activity.id(),
+            strategy_id: activity.strategy_id(),
+            take_number: 0,
+            taken_at: now,
+            state: TakeState::Used,
         };
-        let win = match award {
+        let fallback = granted.fallback;
+        let win = match granted.award {
             None => None,
             Some(a) => {
                 let award =
@@ -369,11 +476,12 @@ impl Lottery {
             }
         };
         Ok(DrawRecord {
-            new_take: open.is_none().then(|| (take, activity.take_limit())),
+            new_take: Some((take, activity.take_limit())),
             take_id,
             user_id: req.user.clone(),
             idempotency_key: req.idempotency_key.clone(),
             win,
+            generation: granted.generation,
         })
     }
 }

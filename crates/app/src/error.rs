@@ -21,6 +21,10 @@ pub enum AppError {
     /// A backing service is down; nothing was changed. Retrying later may help.
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The draw's outcome is not known yet (it goes on, and ends recorded or given back):
+    /// replay it with the same idempotency key to learn it.
+    #[error("the draw's outcome is not known yet; replay it with the same Idempotency-Key")]
+    OutcomeUnknown,
     /// Stored data is inconsistent; needs an operator.
     #[error("internal error: {0}")]
     Internal(String),

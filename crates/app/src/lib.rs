@@ -8,7 +8,9 @@ mod commands;
 mod delivery;
 mod draw;
 mod error;
+mod reconcile;
 mod scheduler;
+mod settle;
 mod simulate;
 mod sync;
 
@@ -27,9 +29,10 @@ use lottery_strategy::StrategyRepository;
 pub use cache::{ActivityConfig, CacheStats, ConfigCache};
 pub use commands::{AwardSpec, DeployCommand, Deployed, StrategySpec, UserActivityView};
 pub use delivery::{AwardDelivery, InProcessBus, OutboxRelay, RelayOptions, RelayReport};
-pub use draw::{DrawOutcome, DrawRequest, DrawResult};
+pub use draw::{DEFAULT_DRAW_DEADLINE, DrawOutcome, DrawRequest, DrawResult};
 pub use error::AppError;
-pub use scheduler::{Job, Scheduler, SchedulerOptions};
+pub use reconcile::{ReconcileReport, Reconciler};
+pub use scheduler::{Job, ReconcileHook, Scheduler, SchedulerOptions};
 pub use simulate::{Simulation, SimulationRow};
 pub use sync::StockSync;
 
@@ -67,19 +70,36 @@ pub struct Lottery {
     cache: Arc<ConfigCache>,
     /// Announces configuration changes to other instances (cluster mode).
     feed: Option<Arc<dyn lottery_activity::ChangeFeed>>,
+    settler: settle::Settler,
+    /// How long a caller waits for a draw's outcome.
+    draw_deadline: std::time::Duration,
+    /// Serialises stock reloads in this process.
+    reloading: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Lottery {
+    /// Must be called within a Tokio runtime: it starts the task that settles recorded claims.
     pub fn new(svc: Services) -> Self {
         let cache = Arc::new(ConfigCache::new(
             svc.clone(),
             std::time::Duration::from_secs(30),
         ));
         Self {
+            settler: settle::Settler::start(svc.stock.clone()),
             svc,
             cache,
             feed: None,
+            draw_deadline: DEFAULT_DRAW_DEADLINE,
+            reloading: Arc::default(),
         }
+    }
+
+    /// How long [`draw`](Self::draw) waits for an outcome before answering
+    /// [`AppError::OutcomeUnknown`]; keep it below the request timeout.
+    #[must_use]
+    pub fn with_draw_deadline(mut self, deadline: std::time::Duration) -> Self {
+        self.draw_deadline = deadline;
+        self
     }
 
     /// Announces every configuration change on `feed`, for the other instances' caches.

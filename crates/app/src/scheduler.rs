@@ -1,4 +1,5 @@
-//! Background jobs: activity state moves at their times, the outbox relay and the stock sync.
+//! Background jobs: activity state moves at their times, the outbox relay, the stock sync and
+//! the claim reconciler.
 //! Each job runs on one instance at a time (a lease in the database), so any number of
 //! instances may run the scheduler side by side.
 
@@ -8,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use crate::{AppError, Lottery, OutboxRelay, StockSync};
+use crate::{AppError, Lottery, OutboxRelay, Reconciler, StockSync};
 
 /// A scheduled job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -17,6 +18,8 @@ pub enum Job {
     ActivityStates,
     OutboxRelay,
     StockSync,
+    /// Settles stock claims that no draw settled (see [`Reconciler`]).
+    Reconcile,
 }
 
 impl Job {
@@ -25,6 +28,7 @@ impl Job {
             Self::ActivityStates => "activity_states",
             Self::OutboxRelay => "outbox_relay",
             Self::StockSync => "stock_sync",
+            Self::Reconcile => "reconcile",
         }
     }
 }
@@ -36,6 +40,9 @@ pub struct SchedulerOptions {
     pub state_interval: Duration,
     pub relay_interval: Duration,
     pub sync_interval: Duration,
+    pub reconcile_interval: Duration,
+    /// Age a pending claim must reach before the reconciler examines it.
+    pub reconcile_grace: Duration,
 }
 
 impl Default for SchedulerOptions {
@@ -45,15 +52,29 @@ impl Default for SchedulerOptions {
             state_interval: Duration::from_secs(1),
             relay_interval: Duration::from_millis(200),
             sync_interval: Duration::from_secs(5),
+            reconcile_interval: Duration::from_secs(1),
+            reconcile_grace: Duration::from_secs(10),
         }
     }
 }
 
-#[derive(Debug, Clone)]
+/// Called with each reconciler round's report (for metrics).
+pub type ReconcileHook = Arc<dyn Fn(&crate::ReconcileReport) + Send + Sync>;
+
+#[derive(Clone)]
 pub struct Scheduler {
     lottery: Lottery,
     relay: Option<OutboxRelay>,
     options: SchedulerOptions,
+    on_reconcile: Option<ReconcileHook>,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Scheduler {
@@ -62,7 +83,15 @@ impl Scheduler {
             lottery,
             relay,
             options,
+            on_reconcile: None,
         }
+    }
+
+    /// Reports every reconciler round to `hook`.
+    #[must_use]
+    pub fn on_reconcile(mut self, hook: ReconcileHook) -> Self {
+        self.on_reconcile = Some(hook);
+        self
     }
 
     /// Moves every activity whose time has come, once each: a state change is a
@@ -101,7 +130,9 @@ impl Scheduler {
     /// Runs `job` once if this instance holds (or takes) its lease.
     pub async fn run_job(&self, job: Job) -> Result<Option<usize>, AppError> {
         let svc = self.lottery.services();
-        let ttl = chrono::Duration::from_std(self.interval(job) * 10)
+        // The reconciler's lease is short, so a dead holder delays repairs by seconds only.
+        let periods = if job == Job::Reconcile { 5 } else { 10 };
+        let ttl = chrono::Duration::from_std(self.interval(job) * periods)
             .unwrap_or(chrono::Duration::seconds(30));
         if !svc
             .leases
@@ -117,6 +148,15 @@ impl Scheduler {
                 None => 0,
             },
             Job::StockSync => StockSync::new(self.lottery.clone()).sync_running().await?,
+            Job::Reconcile => {
+                let report = Reconciler::new(self.lottery.clone(), self.options.reconcile_grace)
+                    .run_once()
+                    .await?;
+                if let Some(hook) = &self.on_reconcile {
+                    hook(&report);
+                }
+                report.given_back
+            }
         };
         Ok(Some(done))
     }
@@ -126,12 +166,18 @@ impl Scheduler {
             Job::ActivityStates => self.options.state_interval,
             Job::OutboxRelay => self.options.relay_interval,
             Job::StockSync => self.options.sync_interval,
+            Job::Reconcile => self.options.reconcile_interval,
         }
     }
 
     /// Runs every job on its interval until `shutdown` turns true, then gives the leases up.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let jobs = [Job::ActivityStates, Job::OutboxRelay, Job::StockSync];
+        let jobs = [
+            Job::ActivityStates,
+            Job::OutboxRelay,
+            Job::StockSync,
+            Job::Reconcile,
+        ];
         let mut tasks = Vec::new();
         for job in jobs {
             let me = self.clone();

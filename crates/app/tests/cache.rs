@@ -47,8 +47,15 @@ impl ActivityRepository for Counting {
     async fn schedulable(&self, limit: u32) -> RepoResult<Vec<Activity>> {
         self.inner.schedulable(limit).await
     }
-    async fn stock_snapshot(&self, id: ActivityId) -> RepoResult<Option<StockCounts>> {
-        self.inner.stock_snapshot(id).await
+    async fn fence_stock(
+        &self,
+        id: ActivityId,
+        min_generation: u64,
+    ) -> RepoResult<Option<(u64, StockCounts)>> {
+        self.inner.fence_stock(id, min_generation).await
+    }
+    async fn stock_counts(&self, id: ActivityId) -> RepoResult<Option<StockCounts>> {
+        self.inner.stock_counts(id).await
     }
     async fn sync_stock(&self, id: ActivityId, counts: &StockCounts) -> RepoResult<()> {
         self.inner.sync_stock(id, counts).await

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use common::{Mode, award, command, running, world, world_with};
 use lottery_activity::{
-    ActivityRepository, DrawRecord, DrawRepository, Page, ParticipationError, PastDraw,
-    RecordOutcome,
+    ActivityRepository, ClaimFate, ClaimRef, DrawRecord, DrawRepository, Page, ParticipationError,
+    PastDraw, RecordOutcome,
 };
 use lottery_app::{AppError, DrawOutcome, DrawRequest, DrawResult, Lottery};
 use lottery_award::AwardKind;
@@ -151,7 +151,7 @@ async fn seed_scenario_2000_users_100_stock(mode: Mode) {
     let db = w
         .storage
         .config()
-        .stock_snapshot(d.activity_id)
+        .stock_counts(d.activity_id)
         .await
         .expect("snapshot")
         .expect("activity");
@@ -253,6 +253,10 @@ impl DrawRepository for RefusingDraws {
 
     async fn find_by_key(&self, user: &UserId, key: &str) -> RepoResult<Option<PastDraw>> {
         self.inner.find_by_key(user, key).await
+    }
+
+    async fn settle_claim(&self, claim: &ClaimRef) -> RepoResult<ClaimFate> {
+        self.inner.settle_claim(claim).await
     }
 }
 

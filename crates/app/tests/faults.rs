@@ -91,7 +91,7 @@ async fn redis_down_means_unavailable_and_nothing_written_then_recovers() {
     let snapshot = w
         .storage
         .config()
-        .stock_snapshot(d.activity_id)
+        .stock_counts(d.activity_id)
         .await
         .expect("db")
         .expect("activity");

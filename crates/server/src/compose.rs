@@ -281,7 +281,10 @@ pub async fn build(config: &Config, role: Role) -> Result<Built, StartError> {
     }
     let backends = backends(config).await?;
     let svc = services(config, &storage, backends.stock.clone())?;
-    let mut lottery = Lottery::new(svc.clone());
+    // Callers are answered before the request times out; the draw itself runs to its end.
+    let deadline = Duration::from_millis(config.http.request_timeout_ms.saturating_mul(4) / 5);
+    let mut lottery = Lottery::new(svc.clone()).with_draw_deadline(deadline);
+    let metrics = Arc::new(crate::metrics::Metrics::default());
     let mut listeners = Vec::new();
     if let (Mode::Cluster, Some(redis)) = (config.mode(), &config.redis) {
         // Instances share configuration changes, so every cache drops a changed activity at once.
@@ -311,8 +314,14 @@ pub async fn build(config: &Config, role: Role) -> Result<Built, StartError> {
             state_interval: Duration::from_millis(config.workers.state_interval_ms),
             relay_interval: Duration::from_millis(config.workers.relay_interval_ms),
             sync_interval: Duration::from_millis(config.workers.sync_interval_ms),
+            reconcile_interval: Duration::from_millis(config.workers.reconcile_interval_ms),
+            reconcile_grace: Duration::from_millis(config.workers.reconcile_grace_ms),
         };
-        let scheduler = Arc::new(Scheduler::new(lottery.clone(), Some(relay), options));
+        let counted = metrics.clone();
+        let scheduler = Arc::new(
+            Scheduler::new(lottery.clone(), Some(relay), options)
+                .on_reconcile(Arc::new(move |report| counted.record_reconcile(report))),
+        );
         workers.push(tokio::spawn(scheduler.run(stopped.clone())));
         if let Some((_, mq)) = &backends.amqp {
             let consumer =
@@ -336,6 +345,7 @@ pub async fn build(config: &Config, role: Role) -> Result<Built, StartError> {
     });
     let state = AppState::new(
         lottery,
+        metrics,
         keys,
         probe,
         config.mode(),

@@ -106,6 +106,11 @@ pub struct WorkerConfig {
     pub relay_interval_ms: u64,
     pub state_interval_ms: u64,
     pub sync_interval_ms: u64,
+    /// How often the reconciler looks for stock claims no draw settled.
+    pub reconcile_interval_ms: u64,
+    /// How old a pending claim must be before the reconciler examines it: longer than any
+    /// draw normally takes.
+    pub reconcile_grace_ms: u64,
     /// Consumer prefetch / concurrency.
     pub consumer_concurrency: usize,
     /// Delivery attempts before a grant is marked failed.
@@ -188,6 +193,8 @@ impl Default for WorkerConfig {
             relay_interval_ms: 200,
             state_interval_ms: 1_000,
             sync_interval_ms: 5_000,
+            reconcile_interval_ms: 1_000,
+            reconcile_grace_ms: 10_000,
             consumer_concurrency: 32,
             grant_attempts: 10,
         }

@@ -19,7 +19,12 @@ pub struct Metrics {
     latency_buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
+    /// Stock claims the reconciler settled, by fate.
+    reconciled: [AtomicU64; 4],
 }
+
+/// Fates of reconciled claims, in the order of `Metrics::reconciled`.
+const FATES: [&str; 4] = ["given_back", "recorded", "superseded", "unresolved"];
 
 /// Values read at scrape time.
 #[derive(Debug, Default)]
@@ -51,8 +56,32 @@ impl Metrics {
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
     }
 
+    pub fn record_reconcile(&self, report: &lottery_app::ReconcileReport) {
+        let counts = [
+            report.given_back,
+            report.recorded,
+            report.superseded,
+            report.unresolved,
+        ];
+        for (slot, n) in self.reconciled.iter().zip(counts) {
+            slot.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
     pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP lottery_reconciled_claims_total Stock claims no draw settled, settled by the reconciler, by fate (given_back: no record, the repairs)."
+        );
+        let _ = writeln!(out, "# TYPE lottery_reconciled_claims_total counter");
+        for (fate, n) in FATES.iter().zip(&self.reconciled) {
+            let _ = writeln!(
+                out,
+                "lottery_reconciled_claims_total{{fate=\"{fate}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP lottery_draws_total Draws by outcome (win, lose, or the error code)."

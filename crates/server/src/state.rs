@@ -49,6 +49,7 @@ impl HasKeys for AppState {
 impl AppState {
     pub fn new(
         lottery: Lottery,
+        metrics: Arc<Metrics>,
         keys: Arc<Keys>,
         probe: Arc<dyn Probe>,
         mode: Mode,
@@ -63,7 +64,7 @@ impl AppState {
         Self {
             lottery,
             keys,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             probe,
             mode,
             limiter,

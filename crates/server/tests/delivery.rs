@@ -259,6 +259,7 @@ fn win_record(i: usize, kind: AwardKind) -> DrawRecord {
         user_id: user,
         idempotency_key: None,
         win: Some((order, message)),
+        generation: 0,
     }
 }
 

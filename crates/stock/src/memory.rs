@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
-use lottery_activity::{ClaimOutcome, Missing, StockClaim, StockError, StockLedger, StockSnapshot};
+use lottery_activity::{
+    ClaimOutcome, Missing, PendingClaim, StockClaim, StockError, StockLedger, StockSnapshot,
+};
 use lottery_domain::{ActivityId, AwardId, TakeId, UserId};
 
 /// Claims between two sweeps of expired entries: often enough to bound memory, rarely
@@ -13,23 +15,40 @@ const SWEEP_EVERY: u32 = 4_096;
 
 #[derive(Debug)]
 struct Stock {
+    generation: u64,
     left: u64,
     awards: HashMap<AwardId, u64>,
     expires_at: DateTime<Utc>,
+    /// Claims not settled yet, with their claim time (ms).
+    pending: HashMap<TakeId, i64>,
 }
 
 #[derive(Debug)]
 struct Used {
+    generation: u64,
     used: u32,
     expires_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct ClaimRecord {
-    outcome: ClaimOutcome,
-    took_take: bool,
-    released: bool,
-    expires_at: DateTime<Utc>,
+#[derive(Debug, Clone)]
+enum ClaimRecord {
+    Held {
+        outcome: ClaimOutcome,
+        took: bool,
+        user: UserId,
+        generation: u64,
+        expires_at: DateTime<Utc>,
+    },
+    /// Released after it was made, or before (a marker that refuses the late claim).
+    Withdrawn { expires_at: DateTime<Utc> },
+}
+
+impl ClaimRecord {
+    fn expires_at(&self) -> DateTime<Utc> {
+        match self {
+            Self::Held { expires_at, .. } | Self::Withdrawn { expires_at } => *expires_at,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -71,7 +90,7 @@ impl State {
             return;
         }
         self.claims_since_sweep = 0;
-        self.claims.retain(|_, c| c.expires_at > now);
+        self.claims.retain(|_, c| c.expires_at() > now);
         self.users.retain(|_, u| u.expires_at > now);
         self.activities.retain(|_, s| s.expires_at > now);
     }
@@ -94,7 +113,7 @@ impl State {
         }
         if let Some(claim) = claim {
             let key = (activity, claim);
-            if self.claims.get(&key).is_some_and(|c| c.expires_at <= now) {
+            if self.claims.get(&key).is_some_and(|c| c.expires_at() <= now) {
                 self.claims.remove(&key);
             }
         }
@@ -103,43 +122,49 @@ impl State {
     fn claim(&mut self, c: &StockClaim) -> Result<ClaimOutcome, StockError> {
         self.sweep(Utc::now());
         self.expire(c.activity_id, Some(&c.user_id), Some(c.claim_id));
-        if let Some(record) = self.claims.get(&(c.activity_id, c.claim_id)) {
-            return Ok(record.outcome);
+        match self.claims.get(&(c.activity_id, c.claim_id)) {
+            Some(ClaimRecord::Held { outcome, .. }) => return Ok(*outcome),
+            Some(ClaimRecord::Withdrawn { .. }) => return Ok(ClaimOutcome::Withdrawn),
+            None => {}
         }
-        let not_loaded = || StockError::NotLoaded(Missing::Activity(c.activity_id));
         let user_key = (c.activity_id, c.user_id.clone());
+        let stock = self
+            .activities
+            .get(&c.activity_id)
+            .ok_or(StockError::NotLoaded(Missing::Activity(c.activity_id, 0)))?;
+        let generation = stock.generation;
+        let not_loaded = || StockError::NotLoaded(Missing::Activity(c.activity_id, generation));
         // Every check first, with nothing changed yet, so an early return takes nothing.
         if c.take {
-            let stock = self.activities.get(&c.activity_id).ok_or_else(not_loaded)?;
-            let Some(user) = self.users.get(&user_key) else {
-                return Err(StockError::NotLoaded(Missing::User(
-                    c.activity_id,
-                    c.user_id.clone(),
-                )));
-            };
-            if stock.left == 0 {
-                return Ok(ClaimOutcome::SoldOut);
-            }
-            if user.used >= c.take_limit {
-                return Ok(ClaimOutcome::QuotaExhausted);
+            match self.users.get(&user_key) {
+                Some(user) if user.generation == generation => {
+                    if stock.left == 0 {
+                        return Ok(ClaimOutcome::SoldOut);
+                    }
+                    if user.used >= c.take_limit {
+                        return Ok(ClaimOutcome::QuotaExhausted);
+                    }
+                }
+                _ => {
+                    return Err(StockError::NotLoaded(Missing::User {
+                        activity: c.activity_id,
+                        user: c.user_id.clone(),
+                        generation,
+                    }));
+                }
             }
         }
         let mut award = None;
         let mut fallback = false;
         let mut exhausted = false;
         if let Some(wanted) = c.award {
-            let awards = &self
-                .activities
-                .get(&c.activity_id)
-                .ok_or_else(not_loaded)?
-                .awards;
-            let left = *awards.get(&wanted).ok_or_else(not_loaded)?;
+            let left = *stock.awards.get(&wanted).ok_or_else(not_loaded)?;
             if left > 0 {
                 award = Some(wanted);
             } else {
                 exhausted = true;
                 if let Some(f) = c.fallback
-                    && *awards.get(&f).ok_or_else(not_loaded)? > 0
+                    && *stock.awards.get(&f).ok_or_else(not_loaded)? > 0
                 {
                     award = Some(f);
                     fallback = true;
@@ -147,33 +172,35 @@ impl State {
             }
         }
         // Then every change; the checks above guarantee each entry exists and is positive.
-        if c.take {
-            if let Some(stock) = self.activities.get_mut(&c.activity_id) {
+        if c.take
+            && let Some(user) = self.users.get_mut(&user_key)
+        {
+            user.used += 1;
+        }
+        if let Some(stock) = self.activities.get_mut(&c.activity_id) {
+            if c.take {
                 stock.left -= 1;
             }
-            if let Some(user) = self.users.get_mut(&user_key) {
-                user.used += 1;
+            if let Some(left) = award.and_then(|a| stock.awards.get_mut(&a)) {
+                *left -= 1;
             }
-        }
-        if let Some(a) = award
-            && let Some(left) = self
-                .activities
-                .get_mut(&c.activity_id)
-                .and_then(|s| s.awards.get_mut(&a))
-        {
-            *left -= 1;
+            stock
+                .pending
+                .insert(c.claim_id, Utc::now().timestamp_millis());
         }
         let outcome = ClaimOutcome::Granted {
             award,
             fallback,
             award_exhausted: exhausted,
+            generation,
         };
         self.claims.insert(
             (c.activity_id, c.claim_id),
-            ClaimRecord {
+            ClaimRecord::Held {
                 outcome,
-                took_take: c.take,
-                released: false,
+                took: c.take,
+                user: c.user_id.clone(),
+                generation,
                 expires_at: crate::claim_record_expiry(c.expires_at),
             },
         );
@@ -182,29 +209,84 @@ impl State {
 
     fn release(&mut self, c: &StockClaim) {
         self.expire(c.activity_id, Some(&c.user_id), Some(c.claim_id));
-        let Some(record) = self.claims.get_mut(&(c.activity_id, c.claim_id)) else {
+        let key = (c.activity_id, c.claim_id);
+        let withdrawn = ClaimRecord::Withdrawn {
+            expires_at: crate::claim_record_expiry(c.expires_at),
+        };
+        let Some(ClaimRecord::Held {
+            outcome,
+            took,
+            generation,
+            ..
+        }) = self.claims.insert(key, withdrawn.clone())
+        else {
+            // Released before, or never claimed: the marker refuses a late claim.
             return;
         };
-        if record.released {
-            return;
-        }
-        record.released = true;
-        let ClaimOutcome::Granted { award, .. } = record.outcome else {
+        let ClaimOutcome::Granted { award, .. } = outcome else {
             return;
         };
-        let took_take = record.took_take;
-        // Counters that expired meanwhile stay absent, as in Redis.
+        // Stock of an older generation was counted afresh by the reload: give nothing back.
         if let Some(stock) = self.activities.get_mut(&c.activity_id) {
-            if took_take {
+            stock.pending.remove(&c.claim_id);
+            if stock.generation != generation {
+                return;
+            }
+            if took {
                 stock.left += 1;
             }
             if let Some(left) = award.and_then(|a| stock.awards.get_mut(&a)) {
                 *left += 1;
             }
         }
-        if took_take && let Some(user) = self.users.get_mut(&(c.activity_id, c.user_id.clone())) {
+        if took
+            && let Some(user) = self.users.get_mut(&(c.activity_id, c.user_id.clone()))
+            && user.generation == generation
+        {
             user.used = user.used.saturating_sub(1);
         }
+    }
+
+    fn pending(&mut self, activity: ActivityId, before_ms: i64, limit: usize) -> Vec<PendingClaim> {
+        self.expire(activity, None, None);
+        let Some(stock) = self.activities.get(&activity) else {
+            return Vec::new();
+        };
+        let mut due: Vec<(i64, TakeId)> = stock
+            .pending
+            .iter()
+            .filter(|(_, at)| **at <= before_ms)
+            .map(|(id, at)| (*at, *id))
+            .collect();
+        due.sort_unstable();
+        due.truncate(limit.max(1));
+        let mut out = Vec::with_capacity(due.len());
+        let mut gone = Vec::new();
+        for (at, id) in due {
+            match self.claims.get(&(activity, id)) {
+                Some(ClaimRecord::Held {
+                    outcome: ClaimOutcome::Granted { award, .. },
+                    took,
+                    user,
+                    generation,
+                    ..
+                }) => out.push(PendingClaim {
+                    claim_id: id,
+                    user_id: user.clone(),
+                    generation: *generation,
+                    claimed_at_ms: at,
+                    took: *took,
+                    award: *award,
+                }),
+                _ => gone.push(id),
+            }
+        }
+        if let Some(stock) = self.activities.get_mut(&activity) {
+            for id in gone {
+                stock.pending.remove(&id);
+            }
+        }
+        out
     }
 }
 
@@ -222,15 +304,28 @@ impl StockLedger for MemoryLedger {
     async fn load_activity(&self, s: &StockSnapshot) -> Result<(), StockError> {
         let mut st = self.lock();
         st.expire(s.activity_id, None, None);
-        let stock = st.activities.entry(s.activity_id).or_insert_with(|| Stock {
-            left: s.stock_left,
-            awards: HashMap::new(),
-            expires_at: s.expires_at,
-        });
-        // Awards missing from an earlier snapshot are added; live ones are kept.
-        for (award, left) in &s.awards_left {
-            stock.awards.entry(*award).or_insert(*left);
+        if st
+            .activities
+            .get(&s.activity_id)
+            .is_some_and(|live| live.generation >= s.generation)
+        {
+            return Ok(());
         }
+        let pending = st
+            .activities
+            .remove(&s.activity_id)
+            .map(|old| old.pending)
+            .unwrap_or_default();
+        st.activities.insert(
+            s.activity_id,
+            Stock {
+                generation: s.generation,
+                left: s.stock_left,
+                awards: s.awards_left.iter().copied().collect(),
+                expires_at: s.expires_at,
+                pending,
+            },
+        );
         Ok(())
     }
 
@@ -239,14 +334,34 @@ impl StockLedger for MemoryLedger {
         activity: ActivityId,
         user: &UserId,
         used: u32,
+        generation: u64,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StockError> {
         let mut st = self.lock();
         st.expire(activity, Some(user), None);
-        st.users
-            .entry((activity, user.clone()))
-            .or_insert(Used { used, expires_at });
+        let key = (activity, user.clone());
+        if st
+            .users
+            .get(&key)
+            .is_some_and(|u| u.generation >= generation)
+        {
+            return Ok(());
+        }
+        st.users.insert(
+            key,
+            Used {
+                generation,
+                used,
+                expires_at,
+            },
+        );
         Ok(())
+    }
+
+    async fn generation(&self, activity: ActivityId) -> Result<Option<u64>, StockError> {
+        let mut st = self.lock();
+        st.expire(activity, None, None);
+        Ok(st.activities.get(&activity).map(|s| s.generation))
     }
 
     async fn stock_left(&self, activity: ActivityId) -> Result<Option<u64>, StockError> {
@@ -267,6 +382,29 @@ impl StockLedger for MemoryLedger {
             .iter()
             .map(|a| stock.and_then(|s| s.awards.get(a).copied()))
             .collect())
+    }
+
+    async fn pending_claims(
+        &self,
+        activity: ActivityId,
+        claimed_before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<PendingClaim>, StockError> {
+        Ok(self.lock().pending(activity, claimed_before_ms, limit))
+    }
+
+    async fn settle(&self, activity: ActivityId, claims: &[TakeId]) -> Result<(), StockError> {
+        let mut st = self.lock();
+        if let Some(stock) = st.activities.get_mut(&activity) {
+            for c in claims {
+                stock.pending.remove(c);
+            }
+        }
+        Ok(())
+    }
+
+    async fn now_ms(&self) -> Result<i64, StockError> {
+        Ok(Utc::now().timestamp_millis())
     }
 }
 
@@ -291,19 +429,19 @@ mod tests {
     async fn expired_entries_read_as_absent_and_are_swept() {
         let ledger = MemoryLedger::new();
         let past = Utc::now() - chrono::Duration::seconds(1);
-        let activity = ActivityId::new(1).expect("id");
-        ledger
-            .load_activity(&StockSnapshot {
-                activity_id: activity,
-                stock_left: 3,
-                awards_left: vec![],
-                expires_at: past,
-            })
-            .await
-            .expect("load");
-        assert_eq!(ledger.stock_left(activity).await, Ok(None));
-
         let future = Utc::now() + chrono::Duration::hours(1);
+        let activity = ActivityId::new(1).expect("id");
+        let snapshot = |expires_at| StockSnapshot {
+            activity_id: activity,
+            generation: 1,
+            stock_left: 3,
+            awards_left: vec![],
+            expires_at,
+        };
+        ledger.load_activity(&snapshot(past)).await.expect("load");
+        assert_eq!(ledger.stock_left(activity).await, Ok(None));
+        ledger.load_activity(&snapshot(future)).await.expect("load");
+
         for id in 1..=i64::from(SWEEP_EVERY) {
             ledger.claim(&claim(id, past)).await.expect("claim");
         }

@@ -8,42 +8,51 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use deadpool_redis::redis::{self, AsyncConnectionConfig, Script};
 use deadpool_redis::{Manager, Pool, Runtime, Timeouts};
-use lottery_activity::{ClaimOutcome, Missing, StockClaim, StockError, StockLedger, StockSnapshot};
-use lottery_domain::{ActivityId, AwardId, UserId};
+use lottery_activity::{
+    ClaimOutcome, Missing, PendingClaim, StockClaim, StockError, StockLedger, StockSnapshot,
+};
+use lottery_domain::{ActivityId, AwardId, TakeId, UserId};
 use tracing::{debug, warn};
 
-/// KEYS: stock, user used, award, fallback, claim.
-/// ARGV: take (0/1), take limit, has award, has fallback, expiry (ms), award id, fallback id.
-/// Returns the stored outcome `G|take|award|fallback|exhausted` (a retried claim gets the
-/// first outcome), or `NL_A` / `NL_U` (not loaded), `SOLD_OUT`, `QUOTA`.
+/// KEYS: stock, user (hash of generation `g` and used count `n`), award, fallback, claim,
+/// generation, pending claims (sorted set by claim time).
+/// ARGV: take (0/1), take limit, has award, has fallback, claim record expiry (ms), award id,
+/// fallback id, user id, key expiry (ms), claim id.
+/// Returns the stored outcome `G|take|award|fallback|exhausted|generation|user` (a retried
+/// claim gets the first outcome), `WITHDRAWN` for a claim released before or after it was
+/// made, `NL_A|generation` (activity stock missing; generation held, 0 for none),
+/// `NL_U|generation` (user not loaded for this
+/// generation), `SOLD_OUT` or `QUOTA`.
 const CLAIM: &str = r"
 local prior = redis.call('GET', KEYS[5])
 if prior then
-  if string.sub(prior, 1, 2) == 'R|' then return string.sub(prior, 3) end
-  return prior
+  if string.sub(prior, 1, 2) == 'G|' then return prior end
+  return 'WITHDRAWN'
 end
+local gen = redis.call('GET', KEYS[6])
+if not gen then return 'NL_A|0' end
 local take = ARGV[1] == '1'
 if take then
   local stock = redis.call('GET', KEYS[1])
-  if not stock then return 'NL_A' end
-  local used = redis.call('GET', KEYS[2])
-  if not used then return 'NL_U' end
+  if not stock then return 'NL_A|' .. gen end
+  local user = redis.call('HMGET', KEYS[2], 'g', 'n')
+  if user[1] ~= gen or not user[2] then return 'NL_U|' .. gen end
   if tonumber(stock) <= 0 then return 'SOLD_OUT' end
-  if tonumber(used) >= tonumber(ARGV[2]) then return 'QUOTA' end
+  if tonumber(user[2]) >= tonumber(ARGV[2]) then return 'QUOTA' end
 end
 local award = ''
 local fallback = '0'
 local exhausted = '0'
 if ARGV[3] == '1' then
   local left = redis.call('GET', KEYS[3])
-  if not left then return 'NL_A' end
+  if not left then return 'NL_A|' .. gen end
   if tonumber(left) > 0 then
     award = ARGV[6]
   else
     exhausted = '1'
     if ARGV[4] == '1' then
       local fl = redis.call('GET', KEYS[4])
-      if not fl then return 'NL_A' end
+      if not fl then return 'NL_A|' .. gen end
       if tonumber(fl) > 0 then
         award = ARGV[7]
         fallback = '1'
@@ -53,41 +62,66 @@ if ARGV[3] == '1' then
 end
 if take then
   redis.call('DECR', KEYS[1])
-  redis.call('INCR', KEYS[2])
+  redis.call('HINCRBY', KEYS[2], 'n', 1)
 end
 if award ~= '' then
   if fallback == '1' then redis.call('DECR', KEYS[4]) else redis.call('DECR', KEYS[3]) end
 end
-local outcome = 'G|' .. ARGV[1] .. '|' .. award .. '|' .. fallback .. '|' .. exhausted
+local outcome = 'G|' .. ARGV[1] .. '|' .. award .. '|' .. fallback .. '|' .. exhausted .. '|' .. gen .. '|' .. ARGV[8]
 redis.call('SET', KEYS[5], outcome, 'PXAT', ARGV[5])
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[7], t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000)), ARGV[10])
+redis.call('PEXPIREAT', KEYS[7], ARGV[9])
 return outcome
 ";
 
-/// Same KEYS as the claim. Gives back what a held claim took, once.
+/// Same KEYS as the claim. ARGV: claim record expiry (ms), claim id.
+/// Gives back what a held claim took, once, and only into the generation it was taken from.
+/// With no claim yet, leaves a marker that makes the late claim take nothing.
 const RELEASE: &str = r"
 local claim = redis.call('GET', KEYS[5])
-if not claim or string.sub(claim, 1, 2) ~= 'G|' then return 0 end
-local took, award, fallback = string.match(claim, '^G|(%d)|([^|]*)|(%d)|')
-if took == '1' then
-  if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('INCR', KEYS[1]) end
-  if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('DECR', KEYS[2]) end
+if not claim then
+  redis.call('SET', KEYS[5], 'X', 'PXAT', ARGV[1])
+  return 0
 end
-if award ~= '' then
-  local key = KEYS[3]
-  if fallback == '1' then key = KEYS[4] end
-  if redis.call('EXISTS', key) == 1 then redis.call('INCR', key) end
+if string.sub(claim, 1, 2) ~= 'G|' then return 0 end
+local took, award, fallback, cgen = string.match(claim, '^G|(%d)|([^|]*)|(%d)|%d|(%d+)|')
+if redis.call('GET', KEYS[6]) == cgen then
+  if took == '1' then
+    if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('INCR', KEYS[1]) end
+    if redis.call('HGET', KEYS[2], 'g') == cgen then redis.call('HINCRBY', KEYS[2], 'n', -1) end
+  end
+  if award ~= '' then
+    local key = KEYS[3]
+    if fallback == '1' then key = KEYS[4] end
+    if redis.call('EXISTS', key) == 1 then redis.call('INCR', key) end
+  end
 end
 redis.call('SET', KEYS[5], 'R|' .. claim, 'KEEPTTL')
+redis.call('ZREM', KEYS[7], ARGV[2])
 return 1
 ";
 
-/// KEYS: stock, then one per award. ARGV: expiry (ms), stock left, then one per award.
-/// Sets only what is absent: live values are never overwritten by a database snapshot.
+/// KEYS: stock, generation, then one per award. ARGV: expiry (ms), stock left, generation,
+/// then one per award. Replaces the stock only with a newer generation.
 const LOAD: &str = r"
-redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PXAT', ARGV[1])
-for i = 2, #KEYS do
-  redis.call('SET', KEYS[i], ARGV[i + 1], 'NX', 'PXAT', ARGV[1])
+local current = redis.call('GET', KEYS[2])
+if current and tonumber(current) >= tonumber(ARGV[3]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[1])
+for i = 3, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[i + 1], 'PXAT', ARGV[1])
 end
+redis.call('SET', KEYS[2], ARGV[3], 'PXAT', ARGV[1])
+return 1
+";
+
+/// KEYS: user. ARGV: used, generation, expiry (ms). Loads the count unless the store has it
+/// for this generation or a newer one.
+const LOAD_USER: &str = r"
+local g = redis.call('HGET', KEYS[1], 'g')
+if g and tonumber(g) >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'g', ARGV[2], 'n', ARGV[1])
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 return 1
 ";
 
@@ -124,6 +158,7 @@ pub struct RedisLedger {
     claim: Script,
     release: Script,
     load: Script,
+    load_user: Script,
 }
 
 impl std::fmt::Debug for RedisLedger {
@@ -181,6 +216,7 @@ impl RedisLedger {
             claim: Script::new(CLAIM),
             release: Script::new(RELEASE),
             load: Script::new(LOAD),
+            load_user: Script::new(LOAD_USER),
         }
     }
 
@@ -223,7 +259,19 @@ impl RedisLedger {
         format!("{}:used:{user}", self.base(activity))
     }
 
-    fn claim_keys(&self, c: &StockClaim) -> [String; 5] {
+    fn generation_key(&self, activity: ActivityId) -> String {
+        format!("{}:gen", self.base(activity))
+    }
+
+    fn pending_key(&self, activity: ActivityId) -> String {
+        format!("{}:pending", self.base(activity))
+    }
+
+    fn claim_key(&self, activity: ActivityId, claim: TakeId) -> String {
+        format!("{}:claim:{claim}", self.base(activity))
+    }
+
+    fn claim_keys(&self, c: &StockClaim) -> [String; 7] {
         let award = c.award.map_or_else(
             || format!("{}:award:-", self.base(c.activity_id)),
             |a| self.award_key(c.activity_id, a),
@@ -237,40 +285,73 @@ impl RedisLedger {
             self.user_key(c.activity_id, &c.user_id),
             award,
             fallback,
-            format!("{}:claim:{}", self.base(c.activity_id), c.claim_id),
+            self.claim_key(c.activity_id, c.claim_id),
+            self.generation_key(c.activity_id),
+            self.pending_key(c.activity_id),
         ]
     }
 }
 
+fn bad_answer(e: impl std::fmt::Display) -> StockError {
+    StockError::Unavailable(format!("unexpected answer from the stock store: {e}"))
+}
+
+/// A stored claim, `G|take|award|fallback|exhausted|generation|user`.
+struct StoredClaim {
+    took: bool,
+    award: Option<AwardId>,
+    fallback: bool,
+    exhausted: bool,
+    generation: u64,
+    user: String,
+}
+
+fn parse_stored(raw: &str) -> Result<StoredClaim, StockError> {
+    // The user id is last and may itself hold a '|'.
+    let parts: Vec<&str> = raw.splitn(7, '|').collect();
+    let ["G", took, award, fallback, exhausted, generation, user] = parts[..] else {
+        return Err(bad_answer(raw));
+    };
+    let award = if award.is_empty() {
+        None
+    } else {
+        Some(award.parse::<AwardId>().map_err(bad_answer)?)
+    };
+    Ok(StoredClaim {
+        took: took == "1",
+        award,
+        fallback: fallback == "1",
+        exhausted: exhausted == "1",
+        generation: generation.parse().map_err(bad_answer)?,
+        user: user.to_owned(),
+    })
+}
+
 fn parse_outcome(c: &StockClaim, raw: &str) -> Result<ClaimOutcome, StockError> {
     match raw {
-        "NL_A" => Err(StockError::NotLoaded(Missing::Activity(c.activity_id))),
-        "NL_U" => Err(StockError::NotLoaded(Missing::User(
-            c.activity_id,
-            c.user_id.clone(),
-        ))),
         "SOLD_OUT" => Ok(ClaimOutcome::SoldOut),
         "QUOTA" => Ok(ClaimOutcome::QuotaExhausted),
-        granted => {
-            let parts: Vec<&str> = granted.split('|').collect();
-            let [_, _, award, fallback, exhausted] = parts[..] else {
-                return Err(StockError::Unavailable(format!(
-                    "unexpected claim answer {granted:?}"
+        "WITHDRAWN" => Ok(ClaimOutcome::Withdrawn),
+        other => {
+            if let Some(generation) = other.strip_prefix("NL_A|") {
+                return Err(StockError::NotLoaded(Missing::Activity(
+                    c.activity_id,
+                    generation.parse().map_err(bad_answer)?,
                 )));
-            };
-            let award = if award.is_empty() {
-                None
-            } else {
-                Some(
-                    award
-                        .parse::<AwardId>()
-                        .map_err(|e| StockError::Unavailable(format!("claim answer: {e}")))?,
-                )
-            };
+            }
+            if let Some(generation) = other.strip_prefix("NL_U|") {
+                return Err(StockError::NotLoaded(Missing::User {
+                    activity: c.activity_id,
+                    user: c.user_id.clone(),
+                    generation: generation.parse().map_err(bad_answer)?,
+                }));
+            }
+            let stored = parse_stored(other)?;
             Ok(ClaimOutcome::Granted {
-                award,
-                fallback: fallback == "1",
-                award_exhausted: exhausted == "1",
+                award: stored.award,
+                fallback: stored.fallback,
+                award_exhausted: stored.exhausted,
+                generation: stored.generation,
             })
         }
     }
@@ -280,12 +361,30 @@ fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
+impl RedisLedger {
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        inv: redis::ScriptInvocation<'_>,
+    ) -> Result<T, StockError> {
+        let mut conn = self.conn().await?;
+        self.within(inv.invoke_async(&mut conn))
+            .await?
+            .map_err(unavailable)
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StockError> {
+        let mut conn = self.conn().await?;
+        self.within(cmd.query_async(&mut conn))
+            .await?
+            .map_err(unavailable)
+    }
+}
+
 #[async_trait::async_trait]
 impl StockLedger for RedisLedger {
     async fn claim(&self, c: &StockClaim) -> Result<ClaimOutcome, StockError> {
-        let keys = self.claim_keys(c);
         let mut inv = self.claim.prepare_invoke();
-        for k in &keys {
+        for k in &self.claim_keys(c) {
             inv.key(k);
         }
         inv.arg(u8::from(c.take))
@@ -294,42 +393,37 @@ impl StockLedger for RedisLedger {
             .arg(u8::from(c.fallback.is_some()))
             .arg(millis(crate::claim_record_expiry(c.expires_at)))
             .arg(c.award.map(|a| a.get()).unwrap_or(0))
-            .arg(c.fallback.map(|a| a.get()).unwrap_or(0));
-        let mut conn = self.conn().await?;
-        let raw: String = self
-            .within(inv.invoke_async(&mut conn))
-            .await?
-            .map_err(unavailable)?;
+            .arg(c.fallback.map(|a| a.get()).unwrap_or(0))
+            .arg(c.user_id.as_str())
+            .arg(millis(c.expires_at))
+            .arg(c.claim_id.get());
+        let raw: String = self.run(inv).await?;
         parse_outcome(c, &raw)
     }
 
     async fn release(&self, c: &StockClaim) -> Result<(), StockError> {
-        let keys = self.claim_keys(c);
         let mut inv = self.release.prepare_invoke();
-        for k in &keys {
+        for k in &self.claim_keys(c) {
             inv.key(k);
         }
-        let mut conn = self.conn().await?;
-        let _: i64 = self
-            .within(inv.invoke_async(&mut conn))
-            .await?
-            .map_err(unavailable)?;
+        inv.arg(millis(crate::claim_record_expiry(c.expires_at)))
+            .arg(c.claim_id.get());
+        let _: i64 = self.run(inv).await?;
         Ok(())
     }
 
     async fn load_activity(&self, s: &StockSnapshot) -> Result<(), StockError> {
         let mut inv = self.load.prepare_invoke();
-        inv.key(self.stock_key(s.activity_id));
-        inv.arg(millis(s.expires_at)).arg(s.stock_left);
+        inv.key(self.stock_key(s.activity_id))
+            .key(self.generation_key(s.activity_id));
+        inv.arg(millis(s.expires_at))
+            .arg(s.stock_left)
+            .arg(s.generation);
         for (award, left) in &s.awards_left {
             inv.key(self.award_key(s.activity_id, *award));
             inv.arg(*left);
         }
-        let mut conn = self.conn().await?;
-        let _: i64 = self
-            .within(inv.invoke_async(&mut conn))
-            .await?
-            .map_err(unavailable)?;
+        let _: i64 = self.run(inv).await?;
         Ok(())
     }
 
@@ -338,30 +432,31 @@ impl StockLedger for RedisLedger {
         activity: ActivityId,
         user: &UserId,
         used: u32,
+        generation: u64,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StockError> {
-        let mut conn = self.conn().await?;
-        let cmd = redis::cmd("SET")
-            .arg(self.user_key(activity, user))
+        let mut inv = self.load_user.prepare_invoke();
+        inv.key(self.user_key(activity, user))
             .arg(used)
-            .arg("NX")
-            .arg("PXAT")
-            .arg(millis(expires_at))
-            .to_owned();
-        let _: Option<String> = self
-            .within(cmd.query_async(&mut conn))
-            .await?
-            .map_err(unavailable)?;
+            .arg(generation)
+            .arg(millis(expires_at));
+        let _: i64 = self.run(inv).await?;
         Ok(())
     }
 
+    async fn generation(&self, activity: ActivityId) -> Result<Option<u64>, StockError> {
+        self.query(
+            &redis::cmd("GET")
+                .arg(self.generation_key(activity))
+                .to_owned(),
+        )
+        .await
+    }
+
     async fn stock_left(&self, activity: ActivityId) -> Result<Option<u64>, StockError> {
-        let mut conn = self.conn().await?;
-        let cmd = redis::cmd("GET").arg(self.stock_key(activity)).to_owned();
         let v: Option<i64> = self
-            .within(cmd.query_async(&mut conn))
-            .await?
-            .map_err(unavailable)?;
+            .query(&redis::cmd("GET").arg(self.stock_key(activity)).to_owned())
+            .await?;
         Ok(v.map(|n| n.max(0) as u64))
     }
 
@@ -373,15 +468,81 @@ impl StockLedger for RedisLedger {
         if awards.is_empty() {
             return Ok(Vec::new());
         }
-        let mut conn = self.conn().await?;
         let mut cmd = redis::cmd("MGET");
         for a in awards {
             cmd.arg(self.award_key(activity, *a));
         }
-        let v: Vec<Option<i64>> = self
-            .within(cmd.query_async(&mut conn))
-            .await?
-            .map_err(unavailable)?;
+        let v: Vec<Option<i64>> = self.query(&cmd).await?;
         Ok(v.into_iter().map(|n| n.map(|n| n.max(0) as u64)).collect())
+    }
+
+    async fn pending_claims(
+        &self,
+        activity: ActivityId,
+        claimed_before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<PendingClaim>, StockError> {
+        let found: Vec<(i64, f64)> = self
+            .query(
+                &redis::cmd("ZRANGEBYSCORE")
+                    .arg(self.pending_key(activity))
+                    .arg("-inf")
+                    .arg(claimed_before_ms)
+                    .arg("WITHSCORES")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit.max(1))
+                    .to_owned(),
+            )
+            .await?;
+        if found.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut mget = redis::cmd("MGET");
+        for (id, _) in &found {
+            mget.arg(format!("{}:claim:{id}", self.base(activity)));
+        }
+        let values: Vec<Option<String>> = self.query(&mget).await?;
+        let mut pending = Vec::with_capacity(found.len());
+        let mut gone = Vec::new();
+        for ((id, at), value) in found.into_iter().zip(values) {
+            let claim_id = TakeId::new(id).map_err(bad_answer)?;
+            // A record that expired or was released holds nothing; only drop it from the set.
+            let Some(stored) = value.filter(|v| v.starts_with("G|")) else {
+                gone.push(claim_id);
+                continue;
+            };
+            let stored = parse_stored(&stored)?;
+            pending.push(PendingClaim {
+                claim_id,
+                user_id: UserId::new(&stored.user).map_err(bad_answer)?,
+                generation: stored.generation,
+                claimed_at_ms: at as i64,
+                took: stored.took,
+                award: stored.award,
+            });
+        }
+        if !gone.is_empty() {
+            self.settle(activity, &gone).await?;
+        }
+        Ok(pending)
+    }
+
+    async fn settle(&self, activity: ActivityId, claims: &[TakeId]) -> Result<(), StockError> {
+        if claims.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = redis::cmd("ZREM");
+        cmd.arg(self.pending_key(activity));
+        for c in claims {
+            cmd.arg(c.get());
+        }
+        let _: i64 = self.query(&cmd).await?;
+        Ok(())
+    }
+
+    async fn now_ms(&self) -> Result<i64, StockError> {
+        let (secs, micros): (i64, i64) = self.query(&redis::cmd("TIME")).await?;
+        Ok(secs * 1000 + micros / 1000)
     }
 }

@@ -40,9 +40,15 @@ fn claim(
     }
 }
 
+/// Loads stock in generation 1.
 async fn load(l: &dyn StockLedger, stock: u64, awards: &[(i64, u64)]) {
+    load_gen(l, 1, stock, awards).await;
+}
+
+async fn load_gen(l: &dyn StockLedger, generation: u64, stock: u64, awards: &[(i64, u64)]) {
     l.load_activity(&StockSnapshot {
         activity_id: act(),
+        generation,
         stock_left: stock,
         awards_left: awards.iter().map(|(a, n)| (aid(*a), *n)).collect(),
         expires_at: Utc::now() + chrono::Duration::hours(1),
@@ -51,11 +57,17 @@ async fn load(l: &dyn StockLedger, stock: u64, awards: &[(i64, u64)]) {
     .expect("load activity");
 }
 
+/// Loads a user's count in generation 1.
 async fn load_user(l: &dyn StockLedger, user: &str, used: u32) {
+    load_user_gen(l, 1, user, used).await;
+}
+
+async fn load_user_gen(l: &dyn StockLedger, generation: u64, user: &str, used: u32) {
     l.load_user(
         act(),
         &UserId::new(user).expect("user"),
         used,
+        generation,
         Utc::now() + chrono::Duration::hours(1),
     )
     .await
@@ -163,6 +175,17 @@ impl Subject {
             .expect("get")
     }
 
+    /// A user's used-takes count under this test's prefix, read past any proxy.
+    async fn used(&self, user: &str) -> Option<String> {
+        let (mut conn, prefix) = self.direct().await?;
+        cmd("HGET")
+            .arg(format!("{prefix}:{{a:{A}}}:used:{user}"))
+            .arg("n")
+            .query_async(&mut conn)
+            .await
+            .expect("hget")
+    }
+
     async fn cleanup(self) {
         let keys = self.keys_with_ttl().await;
         let Some((mut conn, _)) = self.direct().await else {
@@ -211,9 +234,29 @@ ledger_tests!(
     concurrent_claims_never_oversell,
     one_user_concurrently_gets_exactly_the_limit,
     a_claim_needs_only_the_stock_it_takes,
-    a_released_claim_stays_answered_and_takes_nothing,
+    a_released_claim_is_withdrawn_and_takes_nothing,
+    a_release_that_overtakes_its_claim_leaves_nothing_claimed,
+    a_reload_replaces_only_older_generations,
+    pending_claims_are_listed_until_settled_or_released,
     every_key_expires,
 );
+
+fn granted(award: Option<i64>, fallback: bool, exhausted: bool, generation: u64) -> ClaimOutcome {
+    ClaimOutcome::Granted {
+        award: award.map(aid),
+        fallback,
+        award_exhausted: exhausted,
+        generation,
+    }
+}
+
+fn missing_user(user: &str, generation: u64) -> StockError {
+    StockError::NotLoaded(Missing::User {
+        activity: act(),
+        user: UserId::new(user).expect("user"),
+        generation,
+    })
+}
 
 async fn loading_is_required_and_never_overwrites(s: &Subject) {
     let l = &*s.ledger;
@@ -222,22 +265,17 @@ async fn loading_is_required_and_never_overwrites(s: &Subject) {
     let c = claim(1, u, true, 1, None, None);
     assert_eq!(
         l.claim(&c).await,
-        Err(StockError::NotLoaded(Missing::Activity(act())))
+        Err(StockError::NotLoaded(Missing::Activity(act(), 0)))
     );
     load(l, 10, &[(1, 5)]).await;
-    assert_eq!(
-        l.claim(&c).await,
-        Err(StockError::NotLoaded(Missing::User(
-            act(),
-            c.user_id.clone()
-        )))
-    );
+    assert_eq!(l.claim(&c).await, Err(missing_user(u, 1)));
     load_user(l, u, 0).await;
     assert!(matches!(
         l.claim(&c).await,
-        Ok(ClaimOutcome::Granted { .. })
+        Ok(ClaimOutcome::Granted { generation: 1, .. })
     ));
-    // A stale snapshot does not raise live values.
+    assert_eq!(l.generation(act()).await, Ok(Some(1)));
+    // A snapshot of the same generation does not raise live values.
     load(l, 10, &[(1, 5)]).await;
     load_user(l, u, 0).await;
     assert_eq!(l.stock_left(act()).await, Ok(Some(9)));
@@ -288,34 +326,25 @@ async fn awards_fall_back_and_reuse_takes_only_the_award(s: &Subject) {
     for u in ["a", "b", "c", "d"] {
         load_user(l, u, 0).await;
     }
-    let granted = |award: Option<i64>, fallback: bool, exhausted: bool| {
-        Ok(ClaimOutcome::Granted {
-            award: award.map(aid),
-            fallback,
-            award_exhausted: exhausted,
-        })
-    };
     assert_eq!(
         l.claim(&claim(1, "a", true, 1, Some(1), Some(2))).await,
-        granted(Some(1), false, false)
+        Ok(granted(Some(1), false, false, 1))
     );
     assert_eq!(
         l.claim(&claim(2, "b", true, 1, Some(1), Some(2))).await,
-        granted(Some(2), true, true)
+        Ok(granted(Some(2), true, true, 1))
     );
     assert_eq!(
         l.claim(&claim(3, "c", true, 1, Some(1), Some(2))).await,
-        granted(None, false, true)
+        Ok(granted(None, false, true, 1))
     );
     assert_eq!(l.stock_left(act()).await, Ok(Some(7)));
-    // Reusing an open take: only the award's stock is claimed, and no take.
-    load(l, 0, &[(3, 2)]).await;
-    let mut reuse = claim(4, "d", false, 1, Some(3), None);
-    reuse.award = Some(aid(3));
-    let before = l.stock_left(act()).await;
-    // Award 3 was not in the first snapshot, so it is loaded now (absent keys only).
-    assert_eq!(l.claim(&reuse).await, granted(Some(3), false, false));
-    assert_eq!(l.stock_left(act()).await, before);
+    // A claim without a take: only the award's stock is claimed. Award 3 comes with a new
+    // generation.
+    load_gen(l, 2, 7, &[(1, 0), (2, 0), (3, 2)]).await;
+    let reuse = claim(4, "d", false, 1, Some(3), None);
+    assert_eq!(l.claim(&reuse).await, Ok(granted(Some(3), false, false, 2)));
+    assert_eq!(l.stock_left(act()).await, Ok(Some(7)));
     assert_eq!(l.awards_left(act(), &[aid(3)]).await, Ok(vec![Some(1)]));
 }
 
@@ -383,7 +412,7 @@ async fn concurrent_claims_never_oversell(s: &Subject) {
                 }
             }
             ClaimOutcome::SoldOut => sold_out += 1,
-            ClaimOutcome::QuotaExhausted => panic!("every user has a take left"),
+            other => panic!("every user has a take left and no claim is released: {other:?}"),
         }
     }
     eprintln!(
@@ -425,30 +454,26 @@ async fn one_user_concurrently_gets_exactly_the_limit(s: &Subject) {
 
 async fn a_claim_needs_only_the_stock_it_takes(s: &Subject) {
     let l = &*s.ledger;
-    // Reusing a take for a miss touches no stock, so nothing needs loading.
+    // Nothing is claimed before the activity's stock is loaded.
     assert_eq!(
         l.claim(&claim(1, "u", false, 1, None, None)).await,
-        Ok(ClaimOutcome::Granted {
-            award: None,
-            fallback: false,
-            award_exhausted: false
-        })
-    );
-    // An award needs the activity's award stock.
-    assert_eq!(
-        l.claim(&claim(2, "u", false, 1, Some(1), None)).await,
-        Err(StockError::NotLoaded(Missing::Activity(act())))
+        Err(StockError::NotLoaded(Missing::Activity(act(), 0)))
     );
     load(l, 0, &[(1, 1)]).await;
-    // A fallback not in the snapshot is not loaded either.
+    // Without a take, a miss touches no stock and needs no user count.
+    assert_eq!(
+        l.claim(&claim(2, "u", false, 1, None, None)).await,
+        Ok(granted(None, false, false, 1))
+    );
     let exhaust = claim(3, "u", false, 1, Some(1), None);
     assert!(matches!(
         l.claim(&exhaust).await,
         Ok(ClaimOutcome::Granted { award: Some(_), .. })
     ));
+    // A fallback not in the snapshot is missing stock.
     assert_eq!(
         l.claim(&claim(4, "u", false, 1, Some(1), Some(9))).await,
-        Err(StockError::NotLoaded(Missing::Activity(act())))
+        Err(StockError::NotLoaded(Missing::Activity(act(), 1)))
     );
     // With no activity stock, a take is sold out whatever the award.
     load_user(l, "u", 0).await;
@@ -458,23 +483,16 @@ async fn a_claim_needs_only_the_stock_it_takes(s: &Subject) {
     );
 }
 
-async fn a_released_claim_stays_answered_and_takes_nothing(s: &Subject) {
+async fn a_released_claim_is_withdrawn_and_takes_nothing(s: &Subject) {
     let l = &*s.ledger;
     load(l, 2, &[(1, 1)]).await;
     load_user(l, "u", 0).await;
     let c = claim(1, "u", true, 2, Some(1), None);
     let first = l.claim(&c).await.expect("claim");
-    assert_eq!(
-        first,
-        ClaimOutcome::Granted {
-            award: Some(aid(1)),
-            fallback: false,
-            award_exhausted: false
-        }
-    );
+    assert_eq!(first, granted(Some(1), false, false, 1));
     l.release(&c).await.expect("release");
-    // A late retry of the same claim gets its answer but takes nothing again.
-    assert_eq!(l.claim(&c).await, Ok(first));
+    // A late retry of the same claim holds nothing and takes nothing again.
+    assert_eq!(l.claim(&c).await, Ok(ClaimOutcome::Withdrawn));
     assert_eq!(l.stock_left(act()).await, Ok(Some(2)));
     assert_eq!(l.awards_left(act(), &[aid(1)]).await, Ok(vec![Some(1)]));
     l.release(&c).await.expect("release again");
@@ -485,8 +503,114 @@ async fn a_released_claim_stays_answered_and_takes_nothing(s: &Subject) {
     elsewhere.activity_id = other;
     assert_eq!(
         l.claim(&elsewhere).await,
-        Err(StockError::NotLoaded(Missing::Activity(other)))
+        Err(StockError::NotLoaded(Missing::Activity(other, 0)))
     );
+}
+
+async fn a_release_that_overtakes_its_claim_leaves_nothing_claimed(s: &Subject) {
+    let l = &*s.ledger;
+    load(l, 5, &[(1, 2)]).await;
+    load_user(l, "u", 0).await;
+    let c = claim(1, "u", true, 1, Some(1), None);
+    // The release of a claim whose answer was lost reaches the store first.
+    l.release(&c).await.expect("release");
+    assert_eq!(l.claim(&c).await, Ok(ClaimOutcome::Withdrawn));
+    assert_eq!(l.stock_left(act()).await, Ok(Some(5)));
+    assert_eq!(l.awards_left(act(), &[aid(1)]).await, Ok(vec![Some(2)]));
+    assert_eq!(
+        l.pending_claims(act(), i64::MAX, 10).await,
+        Ok(vec![]),
+        "nothing is left claimed"
+    );
+    // The user's quota is untouched: their one take is still there.
+    assert!(matches!(
+        l.claim(&claim(2, "u", true, 1, None, None)).await,
+        Ok(ClaimOutcome::Granted { .. })
+    ));
+}
+
+async fn a_reload_replaces_only_older_generations(s: &Subject) {
+    let l = &*s.ledger;
+    load(l, 10, &[(1, 5)]).await;
+    load_user(l, "u", 0).await;
+    let old = claim(1, "u", true, 3, Some(1), None);
+    assert_eq!(l.claim(&old).await, Ok(granted(Some(1), false, false, 1)));
+    // A reload counts afresh under a newer generation and replaces the live values.
+    load_gen(l, 3, 8, &[(1, 3)]).await;
+    assert_eq!(l.generation(act()).await, Ok(Some(3)));
+    assert_eq!(l.stock_left(act()).await, Ok(Some(8)));
+    // User counts of the older generation read as not loaded.
+    assert_eq!(
+        l.claim(&claim(2, "u", true, 3, None, None)).await,
+        Err(missing_user("u", 3))
+    );
+    load_user_gen(l, 3, "u", 1).await;
+    // Giving back a claim of the older generation gives nothing back: the reload counted it.
+    l.release(&old).await.expect("release");
+    assert_eq!(l.stock_left(act()).await, Ok(Some(8)));
+    assert_eq!(l.awards_left(act(), &[aid(1)]).await, Ok(vec![Some(3)]));
+    // An older generation never replaces a newer one.
+    load_gen(l, 2, 100, &[(1, 100)]).await;
+    assert_eq!(l.stock_left(act()).await, Ok(Some(8)));
+    assert_eq!(l.generation(act()).await, Ok(Some(3)));
+    assert_eq!(
+        l.claim(&claim(3, "u", true, 2, None, None)).await,
+        Ok(granted(None, false, false, 3))
+    );
+    assert_eq!(
+        l.claim(&claim(4, "u", true, 2, None, None)).await,
+        Ok(ClaimOutcome::QuotaExhausted)
+    );
+}
+
+async fn pending_claims_are_listed_until_settled_or_released(s: &Subject) {
+    let l = &*s.ledger;
+    load(l, 10, &[(1, 5)]).await;
+    let before = l.now_ms().await.expect("clock") - 1;
+    for (id, user) in [(1, "a"), (2, "b"), (3, "c")] {
+        load_user(l, user, 0).await;
+        let award = (id == 2).then_some(1);
+        l.claim(&claim(id, user, true, 1, award, None))
+            .await
+            .expect("claim");
+    }
+    assert_eq!(
+        l.pending_claims(act(), before - 60_000, 10).await,
+        Ok(vec![]),
+        "none was claimed that early"
+    );
+    let now = l.now_ms().await.expect("clock");
+    let pending = l.pending_claims(act(), now, 10).await.expect("pending");
+    let ids: Vec<i64> = pending.iter().map(|p| p.claim_id.get()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, vec![1, 2, 3]);
+    let second = pending
+        .iter()
+        .find(|p| p.claim_id.get() == 2)
+        .expect("claim 2");
+    assert_eq!(second.user_id.as_str(), "b");
+    assert_eq!((second.generation, second.took), (1, true));
+    assert_eq!(second.award, Some(aid(1)));
+    assert!(second.claimed_at_ms >= before && second.claimed_at_ms <= now);
+    // Settled and released claims leave the list.
+    l.settle(act(), &[TakeId::new(1).expect("id")])
+        .await
+        .expect("settle");
+    let expires = Utc::now() + chrono::Duration::hours(1);
+    l.release(&second.to_claim(act(), expires))
+        .await
+        .expect("release");
+    assert_eq!(l.awards_left(act(), &[aid(1)]).await, Ok(vec![Some(5)]));
+    assert_eq!(l.stock_left(act()).await, Ok(Some(8)));
+    let left: Vec<i64> = l
+        .pending_claims(act(), now, 10)
+        .await
+        .expect("pending")
+        .iter()
+        .map(|p| p.claim_id.get())
+        .collect();
+    assert_eq!(left, vec![3]);
 }
 
 async fn every_key_expires(s: &Subject) {
@@ -494,13 +618,14 @@ async fn every_key_expires(s: &Subject) {
     let soon = Utc::now() + chrono::Duration::milliseconds(800);
     l.load_activity(&StockSnapshot {
         activity_id: act(),
+        generation: 1,
         stock_left: 5,
         awards_left: vec![(aid(1), 2), (aid(2), 2)],
         expires_at: soon,
     })
     .await
     .expect("load");
-    l.load_user(act(), &UserId::new("u").expect("user"), 0, soon)
+    l.load_user(act(), &UserId::new("u").expect("user"), 0, 1, soon)
         .await
         .expect("load user");
     let mut c = claim(1, "u", true, 3, Some(1), Some(2));
@@ -512,8 +637,8 @@ async fn every_key_expires(s: &Subject) {
     l.release(&released).await.expect("release");
     let keys = s.keys_with_ttl().await;
     if s.redis.is_some() {
-        // stock, two awards, the user, two claim records.
-        assert_eq!(keys.len(), 6, "{keys:?}");
+        // stock, generation, two awards, the user, two claim records, pending claims.
+        assert_eq!(keys.len(), 8, "{keys:?}");
     }
     for (key, ttl) in &keys {
         assert!(*ttl > 0, "key {key} has no expiry ({ttl})");
@@ -526,7 +651,7 @@ async fn every_key_expires(s: &Subject) {
     );
     assert_eq!(
         l.claim(&claim(3, "u", true, 3, None, None)).await,
-        Err(StockError::NotLoaded(Missing::Activity(act())))
+        Err(StockError::NotLoaded(Missing::Activity(act(), 0)))
     );
     assert_eq!(s.keys_with_ttl().await, vec![]);
 }
@@ -564,10 +689,7 @@ async fn redis_cut_fails_fast_and_changes_nothing() {
         s.raw(&format!("{{a:{A}}}:award:1")).await.as_deref(),
         Some("10")
     );
-    assert_eq!(
-        s.raw(&format!("{{a:{A}}}:used:u")).await.as_deref(),
-        Some("0")
-    );
+    assert_eq!(s.used("u").await.as_deref(), Some("0"));
     // Reads fail fast too.
     assert!(matches!(
         l.stock_left(act()).await,
@@ -590,9 +712,6 @@ async fn redis_cut_fails_fast_and_changes_nothing() {
     );
     assert_eq!(l.stock_left(act()).await, Ok(Some(9)));
     assert_eq!(l.awards_left(act(), &[aid(1)]).await, Ok(vec![Some(9)]));
-    assert_eq!(
-        s.raw(&format!("{{a:{A}}}:used:u")).await.as_deref(),
-        Some("1")
-    );
+    assert_eq!(s.used("u").await.as_deref(), Some("1"));
     s.cleanup().await;
 }

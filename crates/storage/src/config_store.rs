@@ -6,14 +6,14 @@ use lottery_activity::{
     StockCounts,
 };
 use lottery_award::{Award, AwardRepository};
-use lottery_domain::{ActivityId, AwardId, RepoResult, StrategyId};
+use lottery_domain::{ActivityId, AwardId, RepoError, RepoResult, StrategyId};
 use lottery_strategy::{Rate, Strategy, StrategyAward, StrategyRepository};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
-use db_router::Router;
+use db_router::{Dialect, Router};
 
-use crate::error::{corrupt, repo};
+use crate::error::{corrupt, repo, retrying, router as router_error};
 use crate::rows::{int, like_pattern, millis, opt_int, parse, placeholders, text, time, u32_of};
 
 const ACTIVITY_COLUMNS: &str = "activity_id, name, description, begin_at, end_at, stock, take_limit, strategy_id, state, creator";
@@ -90,13 +90,83 @@ impl ConfigStore {
         Ok(())
     }
 
+    /// The configured stock of an activity and the count of each of its awards.
+    async fn configured_stock(
+        &self,
+        id: ActivityId,
+    ) -> RepoResult<Option<(u64, Vec<(AwardId, u64)>)>> {
+        let Some(head) =
+            sqlx::query("SELECT stock, strategy_id FROM activity WHERE activity_id = ?")
+                .bind(id.get())
+                .fetch_optional(self.router.global())
+                .await
+                .map_err(repo)?
+        else {
+            return Ok(None);
+        };
+        let strategy = parse("strategy_id", StrategyId::new(int(&head, "strategy_id")?))?;
+        let awards = sqlx::query(
+            "SELECT award_id, award_count FROM strategy_award WHERE strategy_id = ? ORDER BY position",
+        )
+        .bind(strategy.get())
+        .fetch_all(self.router.global())
+        .await
+        .map_err(repo)?
+        .iter()
+        .map(|r| {
+            let award = parse("award_id", AwardId::new(int(r, "award_id")?))?;
+            Ok((award, int(r, "award_count")?.max(0) as u64))
+        })
+        .collect::<RepoResult<Vec<_>>>()?;
+        Ok(Some((int(&head, "stock")?.max(0) as u64, awards)))
+    }
+
+    /// Raises the activity's stock fence in every shard database to one generation above
+    /// every fence there and at least `min_generation`; returns it.
+    async fn raise_fences(&self, id: ActivityId, min_generation: u64) -> RepoResult<u64> {
+        let databases: Vec<_> = self.router.routes().filter(|r| r.table == 0).collect();
+        let mut generation = min_generation.max(1);
+        for db in &databases {
+            let pool = self.router.pool(db).map_err(router_error)?;
+            let fence: Option<i64> =
+                sqlx::query_scalar("SELECT generation FROM stock_fence WHERE activity_id = ?")
+                    .bind(id.get())
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(repo)?;
+            if let Some(f) = fence {
+                generation = generation.max(f.max(0) as u64 + 1);
+            }
+        }
+        let raise = match self.router.dialect() {
+            Dialect::MySql => {
+                "INSERT INTO stock_fence (activity_id, generation) VALUES (?, ?) \
+                 ON DUPLICATE KEY UPDATE generation = GREATEST(generation, VALUES(generation))"
+            }
+            Dialect::Sqlite => {
+                "INSERT INTO stock_fence (activity_id, generation) VALUES (?, ?) \
+                 ON CONFLICT (activity_id) DO UPDATE SET generation = MAX(generation, excluded.generation)"
+            }
+        };
+        let value = i64::try_from(generation).map_err(|_| {
+            RepoError::Corrupt(format!("stock generation {generation} out of range"))
+        })?;
+        for db in &databases {
+            let pool = self.router.pool(db).map_err(router_error)?;
+            // On MariaDB this waits for the draw transactions holding the fence (shared
+            // locks), so every record is either committed before it or checked after it.
+            retrying(|| sqlx::query(raise).bind(id.get()).bind(value).execute(pool)).await?;
+        }
+        Ok(generation)
+    }
+
     /// Takes and wins per award recorded for an activity across every shard table.
     async fn recorded(&self, id: ActivityId) -> RepoResult<(u64, Vec<(AwardId, u64)>)> {
         let per_table = self
             .router
             .fan_out(|route, pool| async move {
                 let takes: i64 =
-                    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {} WHERE activity_id = ?", route.table("user_take")))
+                    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {} WHERE activity_id = ? AND state <> 'void'", route.table("user_take")))
                         .bind(id.get())
                         .fetch_one(&pool)
                         .await?;
@@ -358,41 +428,37 @@ impl ActivityRepository for ConfigStore {
         Ok(r.rows_affected() == 1)
     }
 
-    async fn stock_snapshot(&self, id: ActivityId) -> RepoResult<Option<StockCounts>> {
-        let Some(head) = sqlx::query(
-            "SELECT stock, stock_left, strategy_id FROM activity WHERE activity_id = ?",
-        )
-        .bind(id.get())
-        .fetch_optional(self.router.global())
-        .await
-        .map_err(repo)?
-        else {
+    async fn fence_stock(
+        &self,
+        id: ActivityId,
+        min_generation: u64,
+    ) -> RepoResult<Option<(u64, StockCounts)>> {
+        if self.configured_stock(id).await?.is_none() {
+            return Ok(None);
+        }
+        let generation = self.raise_fences(id, min_generation).await?;
+        // Counted after every fence is up: each record the fences will still accept is of
+        // this generation or newer, so none is counted here and again later.
+        Ok(self
+            .stock_counts(id)
+            .await?
+            .map(|counts| (generation, counts)))
+    }
+
+    async fn stock_counts(&self, id: ActivityId) -> RepoResult<Option<StockCounts>> {
+        let Some((stock, awards)) = self.configured_stock(id).await? else {
             return Ok(None);
         };
-        let strategy = parse("strategy_id", StrategyId::new(int(&head, "strategy_id")?))?;
-        let awards = sqlx::query(
-            "SELECT award_id, award_count, award_left FROM strategy_award WHERE strategy_id = ? ORDER BY position",
-        )
-        .bind(strategy.get())
-        .fetch_all(self.router.global())
-        .await
-        .map_err(repo)?;
-        // What the shards have recorded is the truth; synced values may only be lower.
         let (takes, won) = self.recorded(id).await?;
-        let stock = int(&head, "stock")?.max(0) as u64;
-        let stock_left = (int(&head, "stock_left")?.max(0) as u64).min(stock.saturating_sub(takes));
         let awards_left = awards
-            .iter()
-            .map(|r| {
-                let award = parse("award_id", AwardId::new(int(r, "award_id")?))?;
-                let count = int(r, "award_count")?.max(0) as u64;
-                let synced = int(r, "award_left")?.max(0) as u64;
+            .into_iter()
+            .map(|(award, count)| {
                 let used = won.iter().find(|(a, _)| *a == award).map_or(0, |(_, n)| *n);
-                Ok((award, synced.min(count.saturating_sub(used))))
+                (award, count.saturating_sub(used))
             })
-            .collect::<RepoResult<Vec<_>>>()?;
+            .collect();
         Ok(Some(StockCounts {
-            stock_left,
+            stock_left: stock.saturating_sub(takes),
             awards_left,
         }))
     }

@@ -4,11 +4,14 @@
 //! under load one fsync serves many draws. At low load a draw is written at once (nothing
 //! waits for a batch to fill).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use db_router::{Dialect, Route, Router};
-use lottery_activity::{DrawRecord, DrawRepository, PastDraw, RecordOutcome, TakeState};
-use lottery_domain::{RepoError, RepoResult, UserId};
+use lottery_activity::{
+    ClaimFate, ClaimRef, DrawRecord, DrawRepository, PastDraw, RecordOutcome, TakeState,
+};
+use lottery_domain::{ActivityId, RepoError, RepoResult, UserId};
 use sqlx::{Any, AnyPool, Transaction};
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
@@ -16,7 +19,10 @@ use tracing::warn;
 use crate::error::{is_contention, repo, retrying, router};
 use crate::order_store::{insert_order, order_by_take};
 use crate::outbox::insert_outbox;
-use crate::take_store::{TAKE_COLUMNS, UserTables, bump_counter, insert_take, take_from};
+use crate::rows::millis;
+use crate::take_store::{
+    TAKE_COLUMNS, UserTables, VOID_STATE, bump_counter, insert_take, take_from,
+};
 
 /// How draws are grouped.
 #[derive(Debug, Clone, Copy)]
@@ -121,7 +127,12 @@ async fn write_batch(
     let written = retrying(|| async {
         let mut tx = pool.begin().await?;
         let mut outcomes = Vec::with_capacity(records.len());
+        let mut fences = HashMap::new();
         for record in records {
+            if !fence_admits(&mut tx, dialect, &mut fences, record).await? {
+                outcomes.push(Ok(RecordOutcome::StaleGeneration));
+                continue;
+            }
             let mut sp = sqlx::Connection::begin(&mut *tx).await?;
             match apply(&mut sp, router, dialect, record).await {
                 Ok(RecordOutcome::Recorded) => {
@@ -149,6 +160,51 @@ async fn write_batch(
     }
 }
 
+/// Whether the activity's stock fence in this database admits the record's generation. The
+/// fence is read once per activity and batch, under a shared lock on MariaDB, so a reload
+/// raising it waits for this transaction and every record it admits is counted by that
+/// reload.
+async fn fence_admits(
+    tx: &mut Transaction<'_, Any>,
+    dialect: Dialect,
+    fences: &mut HashMap<ActivityId, u64>,
+    record: &DrawRecord,
+) -> Result<bool, sqlx::Error> {
+    let activity = record
+        .new_take
+        .as_ref()
+        .map(|(t, _)| t.activity_id)
+        .or_else(|| record.win.as_ref().map(|(o, _)| o.activity_id));
+    let Some(activity) = activity else {
+        return Ok(true);
+    };
+    let fence = match fences.get(&activity) {
+        Some(f) => *f,
+        None => {
+            let lock = match dialect {
+                Dialect::MySql => " LOCK IN SHARE MODE",
+                Dialect::Sqlite => "",
+            };
+            let f: Option<i64> = sqlx::query_scalar(&format!(
+                "SELECT generation FROM stock_fence WHERE activity_id = ?{lock}"
+            ))
+            .bind(activity.get())
+            .fetch_optional(&mut **tx)
+            .await?;
+            let f = f.map_or(0, |f| f.max(0) as u64);
+            fences.insert(activity, f);
+            f
+        }
+    };
+    Ok(record.generation >= fence)
+}
+
+/// A clash on the take's primary key: the id was voided by a tombstone.
+fn is_take_id_clash(e: &sqlx::Error, take_table: &str) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation()
+        && (db.message().contains("PRIMARY") || db.message().contains(&format!("{take_table}.take_id"))))
+}
+
 fn is_idempotency_clash(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation()
         && (db.message().contains("idempotency_key") || db.message().contains("uk_user_take_idem")))
@@ -172,7 +228,12 @@ async fn apply(
                     return Ok(RecordOutcome::QuotaExhausted);
                 };
                 // The draw's result is known, so the take is stored already used.
-                insert_take(tx, &t.take, take, number, TakeState::Used, key).await?;
+                if let Err(e) = insert_take(tx, &t.take, take, number, TakeState::Used, key).await {
+                    if is_take_id_clash(&e, &t.take) {
+                        return Ok(RecordOutcome::Voided);
+                    }
+                    return Err(e);
+                }
             }
             None => {
                 let used = sqlx::query(&format!(
@@ -249,5 +310,52 @@ impl DrawRepository for DrawStore {
         };
         let order = order_by_take(pool, &t.order, user, take.take_id).await?;
         Ok(Some(PastDraw { take, order }))
+    }
+
+    async fn settle_claim(&self, claim: &ClaimRef) -> RepoResult<ClaimFate> {
+        let t = UserTables::of(&self.router, &claim.user_id);
+        let pool = self.router.pool(&t.route).map_err(router)?;
+        let id = claim.take_id.get();
+        for attempt in 0..4i64 {
+            // Tombstones sit below the real take numbers (which count from 1), spread by the
+            // take id so two of one user seldom meet; a meeting is retried with another.
+            let number = -1 - (id.wrapping_add(attempt * 7_919).rem_euclid(2_000_000_000));
+            let inserted = sqlx::query(&format!(
+                "INSERT INTO {} ({TAKE_COLUMNS}, idempotency_key) VALUES (?, ?, ?, 0, ?, ?, ?, NULL)",
+                t.take
+            ))
+            .bind(id)
+            .bind(claim.user_id.as_str())
+            .bind(claim.activity_id.get())
+            .bind(number)
+            .bind(millis(chrono::Utc::now()))
+            .bind(VOID_STATE)
+            .execute(pool)
+            .await;
+            match inserted {
+                Ok(_) => return Ok(ClaimFate::Voided),
+                Err(e) if matches!(&e, sqlx::Error::Database(db) if db.is_unique_violation()) => {
+                    // On MariaDB the insert waited for a draw transaction holding the id, so
+                    // what is stored now is final.
+                    let state: Option<String> = sqlx::query_scalar(&format!(
+                        "SELECT state FROM {} WHERE take_id = ?",
+                        t.take
+                    ))
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(repo)?;
+                    match state.as_deref() {
+                        Some(VOID_STATE) => return Ok(ClaimFate::Voided),
+                        Some(_) => return Ok(ClaimFate::Recorded),
+                        None => continue,
+                    }
+                }
+                Err(e) => return Err(repo(e)),
+            }
+        }
+        Err(RepoError::Conflict(format!(
+            "could not void take {id}: its tombstone number kept clashing"
+        )))
     }
 }

@@ -48,6 +48,12 @@ pub const MIGRATIONS: &[Migration] = &[
         mysql: include_str!("../../../migrations/mysql/0001_shard_table.sql"),
         sqlite: include_str!("../../../migrations/sqlite/0001_shard_table.sql"),
     },
+    Migration {
+        version: 2,
+        scope: Scope::Shard,
+        mysql: include_str!("../../../migrations/mysql/0002_shard.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0002_shard.sql"),
+    },
 ];
 
 const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (

@@ -10,6 +10,10 @@ use sqlx::{Any, Transaction};
 use crate::error::{corrupt, repo, retrying, router};
 use crate::rows::{int, millis, parse, text, time, u32_of};
 
+/// The state of a tombstone: a take id whose claim was given back unrecorded. It holds the
+/// id so a record arriving late is refused; reads of takes pass over it.
+pub(crate) const VOID_STATE: &str = "void";
+
 pub(crate) const TAKE_COLUMNS: &str =
     "take_id, user_id, activity_id, strategy_id, take_number, taken_at, state";
 
@@ -245,7 +249,7 @@ impl TakeRepository for TakeStore {
             ""
         };
         let sql = format!(
-            "SELECT {TAKE_COLUMNS} FROM {} WHERE user_id = ?{filter} ORDER BY taken_at DESC, take_id DESC LIMIT ? OFFSET ?",
+            "SELECT {TAKE_COLUMNS} FROM {} WHERE user_id = ? AND state <> 'void'{filter} ORDER BY taken_at DESC, take_id DESC LIMIT ? OFFSET ?",
             t.take
         );
         let mut q = sqlx::query(&sql).bind(user.as_str());

@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use common::{Backend, deployment, env, order, t0, take, user};
 use lottery_activity::{
-    ActivityFilter, ActivityRepository, ActivityState, DrawRecord, DrawRepository, OrderRepository,
-    Page, RecordOutcome, StockCounts, TakeOutcome, TakeRepository, TakeState,
+    ActivityFilter, ActivityRepository, ActivityState, ClaimFate, ClaimRef, Deployment, DrawRecord,
+    DrawRepository, OrderRepository, Page, RecordOutcome, StockCounts, TakeOutcome, TakeRepository,
+    TakeState,
 };
 use lottery_activity::{GrantRepository, JobLeases, OutboxRepository};
 use lottery_award::{AwardRepository, GrantState};
-use lottery_domain::{ActivityId, RepoError, StrategyId, TreeId};
+use lottery_domain::{ActivityId, AwardId, RepoError, StrategyId, TakeId, TreeId, UserId};
 use lottery_rule::{Facts, Line, LineOp, Node, RuleTree, RuleTreeRepository};
 use lottery_storage::{BatchOptions, OutboxState};
 use lottery_strategy::StrategyRepository;
@@ -34,7 +35,8 @@ contract_tests!(
     stock_sync_only_lowers,
     draws_record_takes_orders_and_keys,
     batched_draws_commit_each_draw_once,
-    stock_snapshot_counts_what_shards_recorded,
+    stock_counts_come_from_records_and_fences_refuse_older_claims,
+    settling_a_claim_voids_an_unrecorded_take_for_good,
     relays_claim_disjoint_rows_and_park_failures,
     grants_apply_once_per_message,
     job_leases_have_one_holder,
@@ -659,6 +661,7 @@ fn new_draw(
         user_id: u,
         idempotency_key: key.map(str::to_owned),
         win: win.map(|o| order(o, &t)),
+        generation: 0,
     }
 }
 
@@ -737,6 +740,7 @@ async fn draws_record_takes_orders_and_keys(b: Backend) {
         user_id: u.clone(),
         idempotency_key: Some(key.to_owned()),
         win: Some(order(901, &open)),
+        generation: 0,
     };
     assert_eq!(
         draws.record_draw(reuse("k2")).await,
@@ -820,88 +824,144 @@ async fn batched_draws_commit_each_draw_once(b: Backend) {
     }
 }
 
-async fn stock_snapshot_counts_what_shards_recorded(b: Backend) {
+fn recorded_draw(
+    i: i64,
+    u: &UserId,
+    d: &Deployment,
+    award: Option<AwardId>,
+    generation: u64,
+) -> DrawRecord {
+    let mut t = take(i, u, 1);
+    t.strategy_id = d.strategy.id();
+    let win = award.map(|a| {
+        let (mut o, m) = order(70_000 + i, &t);
+        o.award.id = a;
+        (o, m)
+    });
+    DrawRecord {
+        new_take: Some((t.clone(), 3)),
+        take_id: t.take_id,
+        user_id: u.clone(),
+        idempotency_key: None,
+        win,
+        generation,
+    }
+}
+
+async fn stock_counts_come_from_records_and_fences_refuse_older_claims(b: Backend) {
     let e = env(b, 2, 4).await;
     let config = e.storage.config();
     let d = deployment(1, 7, "counted");
     config.deploy(&d).await.expect("deploy");
+    let id = d.activity.id();
     let (rare, common) = (
         d.strategy.awards()[0].award_id,
         d.strategy.awards()[1].award_id,
     );
-    let full = config
-        .stock_snapshot(d.activity.id())
-        .await
-        .expect("read")
-        .expect("exists");
-    assert_eq!(
-        full,
-        StockCounts {
-            stock_left: 100,
-            awards_left: vec![(rare, 1), (common, 50)]
-        }
-    );
+    let counts = |stock_left, rare_left, common_left| StockCounts {
+        stock_left,
+        awards_left: vec![(rare, rare_left), (common, common_left)],
+    };
+    assert_eq!(config.stock_counts(id).await, Ok(Some(counts(100, 1, 50))));
 
     let draws = e.storage.draws();
     for i in 0..12i64 {
         let u = user(&format!("snap-{i}"));
-        let mut t = take(i + 1, &u, 1);
-        t.strategy_id = d.strategy.id();
-        let win = (i < 5).then(|| {
-            let (mut o, m) = order(70_000 + i, &t);
-            o.award.id = common;
-            (o, m)
-        });
-        let r = DrawRecord {
-            new_take: Some((t.clone(), 3)),
-            take_id: t.take_id,
-            user_id: u,
-            idempotency_key: None,
-            win,
-        };
+        let r = recorded_draw(i + 1, &u, &d, (i < 5).then_some(common), 0);
         assert_eq!(draws.record_draw(r).await, Ok(RecordOutcome::Recorded));
     }
-    let counted = config
-        .stock_snapshot(d.activity.id())
-        .await
-        .expect("read")
-        .expect("exists");
-    assert_eq!(
-        counted,
-        StockCounts {
-            stock_left: 88,
-            awards_left: vec![(rare, 1), (common, 45)]
-        }
-    );
-    // Synced lower values win; higher ones are ignored.
+    assert_eq!(config.stock_counts(id).await, Ok(Some(counts(88, 1, 45))));
+    // Synced values are for display: a lower (leaked) value never reaches a reload.
     config
-        .sync_stock(
-            d.activity.id(),
-            &StockCounts {
-                stock_left: 80,
-                awards_left: vec![(rare, 0), (common, 60)],
-            },
-        )
+        .sync_stock(id, &counts(80, 0, 60))
         .await
         .expect("sync");
-    let after = config
-        .stock_snapshot(d.activity.id())
-        .await
-        .expect("read")
-        .expect("exists");
+    assert_eq!(config.stock_counts(id).await, Ok(Some(counts(88, 1, 45))));
+
+    // A reload fences every shard, then counts.
     assert_eq!(
-        after,
-        StockCounts {
-            stock_left: 80,
-            awards_left: vec![(rare, 0), (common, 45)]
-        }
+        config.fence_stock(id, 5).await,
+        Ok(Some((5, counts(88, 1, 45))))
     );
+    // The next one goes above every fence, whatever it asks for.
+    assert_eq!(
+        config.fence_stock(id, 1).await,
+        Ok(Some((6, counts(88, 1, 45))))
+    );
+    // A record of a claim taken before the last reload is refused, in every shard.
+    for i in 0..4i64 {
+        let u = user(&format!("late-{i}"));
+        let r = recorded_draw(100 + i, &u, &d, Some(common), 5);
+        assert_eq!(
+            draws.record_draw(r).await,
+            Ok(RecordOutcome::StaleGeneration)
+        );
+    }
+    assert_eq!(config.stock_counts(id).await, Ok(Some(counts(88, 1, 45))));
+    let current = recorded_draw(200, &user("current"), &d, Some(rare), 6);
+    assert_eq!(
+        draws.record_draw(current).await,
+        Ok(RecordOutcome::Recorded)
+    );
+    assert_eq!(config.stock_counts(id).await, Ok(Some(counts(87, 0, 45))));
+
+    let unknown = ActivityId::new(404).expect("id");
+    assert_eq!(config.stock_counts(unknown).await, Ok(None));
+    assert_eq!(config.fence_stock(unknown, 1).await, Ok(None));
+}
+
+async fn settling_a_claim_voids_an_unrecorded_take_for_good(b: Backend) {
+    let e = env(b, 2, 4).await;
+    let config = e.storage.config();
+    let d = deployment(1, 7, "voided");
+    config.deploy(&d).await.expect("deploy");
+    let draws = e.storage.draws();
+    let u = user("settled");
+    let recorded = recorded_draw(1, &u, &d, None, 0);
+    assert_eq!(
+        draws.record_draw(recorded).await,
+        Ok(RecordOutcome::Recorded)
+    );
+    let pair = |take: i64| ClaimRef {
+        take_id: TakeId::new(take).expect("id"),
+        user_id: u.clone(),
+        activity_id: d.activity.id(),
+    };
+    assert_eq!(draws.settle_claim(&pair(1)).await, Ok(ClaimFate::Recorded));
+    // A claim whose draw never arrived is voided; asking again gives the same answer.
+    assert_eq!(draws.settle_claim(&pair(2)).await, Ok(ClaimFate::Voided));
+    assert_eq!(draws.settle_claim(&pair(2)).await, Ok(ClaimFate::Voided));
+    // The draw arriving late is refused, and nothing of it is stored.
+    let mut late = recorded_draw(2, &u, &d, Some(d.strategy.awards()[1].award_id), 0);
+    late.idempotency_key = Some("late".into());
+    assert_eq!(draws.record_draw(late).await, Ok(RecordOutcome::Voided));
+    assert_eq!(draws.find_by_key(&u, "late").await, Ok(None));
+    // Tombstones are not takes: listings, counters and stock counts pass over them.
+    let takes = e.storage.takes();
+    let listed = takes
+        .takes(&u, None, Page::new(0, 10))
+        .await
+        .expect("takes");
+    assert_eq!(
+        listed.iter().map(|t| t.take_id.get()).collect::<Vec<_>>(),
+        vec![1]
+    );
+    assert_eq!(takes.takes_used(&u, d.activity.id()).await, Ok(1));
     assert_eq!(
         config
-            .stock_snapshot(ActivityId::new(404).expect("id"))
+            .stock_counts(d.activity.id())
             .await
-            .expect("read"),
-        None
+            .expect("counts")
+            .map(|c| c.stock_left),
+        Some(99)
+    );
+    assert!(
+        e.storage
+            .orders()
+            .orders(&u, Page::new(0, 10))
+            .await
+            .expect("orders")
+            .is_empty()
     );
 }
 
