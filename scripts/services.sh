@@ -48,8 +48,9 @@ if [ -z "${LOTTERY_TEST_MYSQL_URL:-}" ] && command -v mariadb >/dev/null 2>&1; t
 fi
 
 # Redis --------------------------------------------------------------------------------------
+# Fault tests also start private redis-server instances of their own.
+ensure_package redis-server redis-server
 if ! port_open 6379; then
-  ensure_package redis-server redis-server
   log "starting Redis"
   $SUDO mkdir -p /var/lib/redis /var/log/redis
   $SUDO redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \

@@ -29,6 +29,7 @@ use serde::Serialize;
 use tracing::warn;
 
 use crate::cache::ActivityConfig;
+use crate::inflight::Joined;
 use crate::{AppError, Lottery};
 
 /// Stock keys outlive the activity by this much, then expire.
@@ -113,13 +114,35 @@ impl Lottery {
                 "idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY} bytes of printable text"
             )));
         }
-        let me = self.clone();
-        let run = tokio::spawn(async move { me.run_draw(req).await });
-        match tokio::time::timeout(self.draw_deadline, run).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(join)) => Err(AppError::Internal(format!("draw task failed: {join}"))),
+        let (mut outcome, joined) = match self.in_flight.join(&req) {
+            // A replay of a draw still running here waits for that draw's outcome.
+            Joined::Running(outcome) => (outcome, true),
+            Joined::First {
+                publish,
+                outcome,
+                done,
+            } => {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let result = me.run_draw(req).await;
+                    let _ = publish.send(Some(result));
+                    drop(done);
+                });
+                (outcome, false)
+            }
+        };
+        let waited = tokio::time::timeout(self.draw_deadline, outcome.wait_for(Option::is_some));
+        let result = match waited.await {
+            Ok(Ok(result)) => result.clone().unwrap_or(Err(AppError::OutcomeUnknown)),
+            Ok(Err(_)) => Err(AppError::Internal(
+                "draw task ended without an outcome".into(),
+            )),
             Err(_) => Err(AppError::OutcomeUnknown),
-        }
+        };
+        result.map(|mut r| {
+            r.replayed |= joined;
+            r
+        })
     }
 
     async fn run_draw(&self, req: DrawRequest) -> Result<DrawResult, AppError> {

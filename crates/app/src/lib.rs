@@ -8,6 +8,7 @@ mod commands;
 mod delivery;
 mod draw;
 mod error;
+mod inflight;
 mod reconcile;
 mod scheduler;
 mod settle;
@@ -75,6 +76,8 @@ pub struct Lottery {
     draw_deadline: std::time::Duration,
     /// Serialises stock reloads in this process.
     reloading: Arc<tokio::sync::Mutex<()>>,
+    /// Keyed draws running in this process.
+    in_flight: inflight::InFlight,
 }
 
 impl Lottery {
@@ -91,6 +94,7 @@ impl Lottery {
             feed: None,
             draw_deadline: DEFAULT_DRAW_DEADLINE,
             reloading: Arc::default(),
+            in_flight: inflight::InFlight::default(),
         }
     }
 

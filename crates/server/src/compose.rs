@@ -146,6 +146,7 @@ async fn backends(config: &Config) -> Result<Backends, StartError> {
             let stock = RedisLedger::connect(&redis.url, options)
                 .await
                 .map_err(|e| StartError::Stock(e.to_string()))?;
+            check_redis(&stock).await?;
             let amqp = config
                 .amqp
                 .as_ref()
@@ -176,6 +177,33 @@ async fn backends(config: &Config) -> Result<Backends, StartError> {
             })
         }
     }
+}
+
+/// Refuses a Redis that may evict keys; warns about one that keeps nothing on disk.
+async fn check_redis(stock: &RedisLedger) -> Result<(), StartError> {
+    let settings = stock
+        .check_settings()
+        .await
+        .map_err(|e| StartError::Stock(e.to_string()))?;
+    if settings.evicts() {
+        return Err(StartError::Stock(format!(
+            "Redis maxmemory-policy is {:?}: it may evict pending stock claims, which would \
+             leak stock; set maxmemory-policy noeviction (see docs/operations.md)",
+            settings.eviction_policy.unwrap_or_default()
+        )));
+    }
+    if settings.eviction_policy.is_none() {
+        warn!(
+            "cannot read the Redis settings (CONFIG GET refused); make sure maxmemory-policy is noeviction"
+        );
+    }
+    if settings.persistent == Some(false) {
+        warn!(
+            "Redis keeps nothing on disk: after a restart every activity's stock is reloaded \
+             from the databases (safe, draws pause briefly); enable AOF for faster recovery"
+        );
+    }
+    Ok(())
 }
 
 /// The use cases' ports over `storage` and `stock`.

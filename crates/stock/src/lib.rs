@@ -9,7 +9,7 @@ mod redis_ledger;
 
 pub use change_feed::RedisChangeFeed;
 pub use memory::MemoryLedger;
-pub use redis_ledger::{RedisLedger, RedisLedgerOptions};
+pub use redis_ledger::{RedisLedger, RedisLedgerOptions, RedisSettings};
 
 /// How long a claim record is kept for recognising a retried claim. Retries happen within a
 /// request, so an hour is ample; keeping every draw's record until the activity ends would

@@ -361,7 +361,47 @@ fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
+/// What [`RedisLedger::check_settings`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// `maxmemory-policy`; `None` when the server does not allow `CONFIG GET`.
+    pub eviction_policy: Option<String>,
+    /// Whether the server keeps its data on disk (AOF or RDB snapshots); `None` when unknown.
+    pub persistent: Option<bool>,
+}
+
+impl RedisSettings {
+    /// Only `noeviction` keeps every claim record until it is settled; under any other
+    /// policy a full Redis silently drops keys, and a dropped pending claim leaks its stock.
+    pub fn evicts(&self) -> bool {
+        self.eviction_policy
+            .as_deref()
+            .is_some_and(|p| p != "noeviction")
+    }
+}
+
 impl RedisLedger {
+    /// Reads the server settings the ledger relies on.
+    pub async fn check_settings(&self) -> Result<RedisSettings, StockError> {
+        let get = |name: &str| redis::cmd("CONFIG").arg("GET").arg(name).to_owned();
+        // Managed services often refuse CONFIG: report "unknown" rather than fail.
+        let value = |reply: Result<Vec<String>, StockError>| -> Option<String> {
+            reply.ok().and_then(|v| v.get(1).cloned())
+        };
+        let eviction_policy = value(self.query(&get("maxmemory-policy")).await);
+        let aof = value(self.query(&get("appendonly")).await);
+        let save = value(self.query(&get("save")).await);
+        let persistent = match (aof.as_deref(), save.as_deref()) {
+            (Some("yes"), _) => Some(true),
+            (Some(_), Some(save)) => Some(!save.trim().is_empty()),
+            _ => None,
+        };
+        Ok(RedisSettings {
+            eviction_policy,
+            persistent,
+        })
+    }
+
     async fn run<T: redis::FromRedisValue>(
         &self,
         inv: redis::ScriptInvocation<'_>,

@@ -715,3 +715,29 @@ async fn redis_cut_fails_fast_and_changes_nothing() {
     assert_eq!(s.used("u").await.as_deref(), Some("1"));
     s.cleanup().await;
 }
+
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn redis_settings_the_ledger_relies_on_are_checked() {
+    let evicting = lottery_testkit::PrivateRedis::start(&["--maxmemory-policy", "allkeys-lru"])
+        .await
+        .expect("private redis");
+    let ledger = RedisLedger::connect(&evicting.url(), RedisLedgerOptions::default())
+        .await
+        .expect("connect");
+    let settings = ledger.check_settings().await.expect("settings");
+    assert_eq!(settings.eviction_policy.as_deref(), Some("allkeys-lru"));
+    assert!(settings.evicts());
+    assert_eq!(settings.persistent, Some(false));
+
+    let safe = lottery_testkit::PrivateRedis::start(&["--appendonly", "yes"])
+        .await
+        .expect("private redis");
+    let ledger = RedisLedger::connect(&safe.url(), RedisLedgerOptions::default())
+        .await
+        .expect("connect");
+    let settings = ledger.check_settings().await.expect("settings");
+    assert_eq!(settings.eviction_policy.as_deref(), Some("noeviction"));
+    assert!(!settings.evicts());
+    assert_eq!(settings.persistent, Some(true));
+}

@@ -7,15 +7,19 @@
 //!   with a clear message when one is missing, so ignored-by-default service
 //!   tests fail loudly under `--run-ignored all` instead of passing.
 //! * [`FreshMysql`] / [`FreshSqlite`]: throw-away databases per test.
+//! * [`PrivateRedis`]: a Redis server of the test's own, for faults that must
+//!   not touch the shared one (flushing it, say).
 //! * [`unique_name`], [`free_port`]: small building blocks.
 
 mod fresh;
 mod names;
+mod private_redis;
 mod proxy;
 mod service;
 pub mod url;
 
 pub use fresh::{FreshError, FreshMysql, FreshSqlite};
 pub use names::{MAX_PREFIX_LEN, free_port, unique_name};
+pub use private_redis::PrivateRedis;
 pub use proxy::TcpProxy;
 pub use service::{REQUIRE_TIMEOUT, Service, Unreachable};

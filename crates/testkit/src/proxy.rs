@@ -33,7 +33,13 @@ const BUF_SIZE: usize = 16 * 1024;
 ///   (the port is closed, so clients get "connection refused");
 /// * [`restore`](Self::restore): listen on the same port again;
 /// * [`cut_after`](Self::cut_after): let N more client bytes through, then cut
-///   in the middle of the traffic (e.g. inside a MySQL `COMMIT` packet).
+///   in the middle of the traffic (e.g. inside a MySQL `COMMIT` packet);
+/// * [`pause`](Self::pause): hold every byte in both directions, connections
+///   open, until [`resume`](Self::resume) delivers them (a stalled server);
+/// * [`black_hole`](Self::black_hole): drop every byte in both directions,
+///   connections open (a half-open network path);
+/// * [`drop_replies`](Self::drop_replies): forward what clients send, drop
+///   what the target answers (a request that arrives but whose answer is lost).
 ///
 /// Dropping the proxy closes its port and resets its connections.
 pub struct TcpProxy {
@@ -53,6 +59,23 @@ struct Inner {
     live: AtomicUsize,
     accepted: AtomicUsize,
     live_changed: Notify,
+    flow: watch::Sender<Flow>,
+}
+
+/// How bytes pass through live connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Open,
+    Paused,
+    BlackHole,
+    DropReplies,
+}
+
+/// What to do with bytes just read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    FromClient,
+    FromTarget,
 }
 
 #[derive(Default)]
@@ -86,6 +109,7 @@ impl TcpProxy {
             live: AtomicUsize::new(0),
             accepted: AtomicUsize::new(0),
             live_changed: Notify::new(),
+            flow: watch::channel(Flow::Open).0,
         });
         let task = inner
             .runtime
@@ -171,6 +195,30 @@ impl TcpProxy {
     /// a dropped connection, and must roll back.
     pub fn cut_after(&self, bytes_from_client: usize) {
         *lock(&self.inner.budget) = Some(bytes_from_client);
+    }
+
+    /// Holds every byte in both directions, leaving connections open, until
+    /// [`resume`](Self::resume): the target looks stalled.
+    pub fn pause(&self) {
+        self.inner.flow.send_replace(Flow::Paused);
+    }
+
+    /// Drops every byte in both directions, leaving connections open: packets
+    /// vanish, as on a half-open network path. [`resume`](Self::resume) lets
+    /// later bytes through; the dropped ones are gone.
+    pub fn black_hole(&self) {
+        self.inner.flow.send_replace(Flow::BlackHole);
+    }
+
+    /// Forwards what clients send but drops what the target answers.
+    pub fn drop_replies(&self) {
+        self.inner.flow.send_replace(Flow::DropReplies);
+    }
+
+    /// Ends [`pause`](Self::pause), [`black_hole`](Self::black_hole) or
+    /// [`drop_replies`](Self::drop_replies): held bytes are delivered.
+    pub fn resume(&self) {
+        self.inner.flow.send_replace(Flow::Open);
     }
 
     /// Listens on the same port again after a cut. A no-op when not cut.
@@ -266,6 +314,24 @@ impl Inner {
                 return;
             }
             changed.await;
+        }
+    }
+
+    /// Waits while paused; then whether bytes read in `direction` are to be
+    /// forwarded (true) or dropped.
+    async fn pass(&self, direction: Direction) -> bool {
+        let mut flow = self.flow.subscribe();
+        loop {
+            let now = *flow.borrow_and_update();
+            match (now, direction) {
+                (Flow::Open, _) | (Flow::DropReplies, Direction::FromClient) => return true,
+                (Flow::BlackHole, _) | (Flow::DropReplies, Direction::FromTarget) => return false,
+                (Flow::Paused, _) => {
+                    if flow.changed().await.is_err() {
+                        return true;
+                    }
+                }
+            }
         }
     }
 
@@ -382,7 +448,7 @@ async fn forward(
         let both = async {
             tokio::try_join!(
                 pump_from_client(&inner, client_read, server_write),
-                pump(server_read, client_write),
+                pump(&inner, server_read, client_write),
             )
         };
         tokio::select! {
@@ -402,7 +468,7 @@ fn reset(stream: &TcpStream) {
     let _ = stream.set_zero_linger();
 }
 
-async fn pump(mut from: ReadHalf<'_>, mut to: WriteHalf<'_>) -> io::Result<()> {
+async fn pump(inner: &Inner, mut from: ReadHalf<'_>, mut to: WriteHalf<'_>) -> io::Result<()> {
     let mut buf = vec![0u8; BUF_SIZE];
     loop {
         let n = from.read(&mut buf).await?;
@@ -410,7 +476,9 @@ async fn pump(mut from: ReadHalf<'_>, mut to: WriteHalf<'_>) -> io::Result<()> {
             // Half-close: pass the EOF on and keep the other direction open.
             return to.shutdown().await;
         }
-        to.write_all(&buf[..n]).await?;
+        if inner.pass(Direction::FromTarget).await {
+            to.write_all(&buf[..n]).await?;
+        }
     }
 }
 
@@ -424,6 +492,9 @@ async fn pump_from_client(
         let n = from.read(&mut buf).await?;
         if n == 0 {
             return to.shutdown().await;
+        }
+        if !inner.pass(Direction::FromClient).await {
+            continue;
         }
         let (allowed, fire) = inner.take_budget(n);
         to.write_all(&buf[..allowed]).await?;

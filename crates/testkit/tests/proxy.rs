@@ -248,3 +248,77 @@ async fn proxied_url_points_at_the_proxy() {
         format!("mysql://root:pw@{}/db?ssl-mode=disabled", proxy.addr())
     );
 }
+
+#[tokio::test]
+async fn pause_holds_bytes_until_resume() {
+    let (target, _) = echo_server().await;
+    let proxy = TcpProxy::start(target).await.expect("proxy");
+    let mut stream = TcpStream::connect(proxy.addr()).await.expect("connect");
+    roundtrip(&mut stream, b"before").await;
+    proxy.pause();
+    stream.write_all(b"held").await.expect("write");
+    let mut back = [0u8; 4];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), stream.read_exact(&mut back))
+            .await
+            .is_err(),
+        "nothing passes while paused"
+    );
+    proxy.resume();
+    tokio::time::timeout(WAIT, stream.read_exact(&mut back))
+        .await
+        .expect("delivered after resume")
+        .expect("read");
+    assert_eq!(&back, b"held");
+}
+
+#[tokio::test]
+async fn black_hole_drops_bytes_and_keeps_the_connection_open() {
+    let (target, mut delivered) = echo_server().await;
+    let proxy = TcpProxy::start(target).await.expect("proxy");
+    let mut stream = TcpStream::connect(proxy.addr()).await.expect("connect");
+    roundtrip(&mut stream, b"ab").await;
+    proxy.black_hole();
+    stream.write_all(b"lost").await.expect("write");
+    let mut back = [0u8; 4];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), stream.read_exact(&mut back))
+            .await
+            .is_err(),
+        "no answer from a black hole"
+    );
+    proxy.resume();
+    roundtrip(&mut stream, b"after").await;
+    drop(stream);
+    let total = tokio::time::timeout(WAIT, delivered.recv())
+        .await
+        .expect("connection ended")
+        .expect("count");
+    assert_eq!(
+        total,
+        2 + 5,
+        "the black-holed bytes never reached the target"
+    );
+}
+
+#[tokio::test]
+async fn drop_replies_delivers_requests_but_loses_answers() {
+    let (target, mut delivered) = echo_server().await;
+    let proxy = TcpProxy::start(target).await.expect("proxy");
+    let mut stream = TcpStream::connect(proxy.addr()).await.expect("connect");
+    proxy.drop_replies();
+    stream.write_all(b"request").await.expect("write");
+    let mut back = [0u8; 7];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), stream.read_exact(&mut back))
+            .await
+            .is_err(),
+        "the answer is lost"
+    );
+    drop(stream);
+    let total = tokio::time::timeout(WAIT, delivered.recv())
+        .await
+        .expect("connection ended")
+        .expect("count");
+    assert_eq!(total, 7, "the request arrived");
+}

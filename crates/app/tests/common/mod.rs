@@ -46,6 +46,32 @@ pub async fn world_full(
     redis_url: Option<String>,
     wrap: impl FnOnce(Services) -> Services,
 ) -> World {
+    world_opts(
+        mode,
+        Options {
+            redis_url,
+            ..Options::default()
+        },
+        wrap,
+    )
+    .await
+}
+
+/// Where a world's services are reached.
+#[derive(Default)]
+pub struct Options<'a> {
+    /// The stock store (cluster mode), instead of the shared Redis.
+    pub redis_url: Option<String>,
+    /// Shard databases (cluster mode) are reached through this proxy to the shared MariaDB.
+    pub shards_via: Option<&'a lottery_testkit::TcpProxy>,
+}
+
+pub async fn world_opts(
+    mode: Mode,
+    options: Options<'_>,
+    wrap: impl FnOnce(Services) -> Services,
+) -> World {
+    let redis_url = options.redis_url;
     let (urls, guard) = match mode {
         Mode::Embedded => {
             let fresh = FreshSqlite::create("app", 3).expect("SQLite files");
@@ -59,7 +85,14 @@ pub async fn world_full(
             (fresh.urls().to_vec(), Guard::MariaDb(fresh))
         }
     };
-    let mut config = RouterConfig::new(urls[0].clone(), urls[1..].to_vec(), 4);
+    let shards = urls[1..]
+        .iter()
+        .map(|u| match options.shards_via {
+            Some(proxy) => proxy.proxied_url(u).expect("proxied shard url"),
+            None => u.clone(),
+        })
+        .collect();
+    let mut config = RouterConfig::new(urls[0].clone(), shards, 4);
     config.max_connections = 12;
     // Tests run side by side on a small machine: wait for a connection rather than fail.
     config.acquire_timeout_ms = 30_000;
