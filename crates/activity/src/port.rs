@@ -47,8 +47,18 @@ pub trait ActivityRepository: Send + Sync {
         from: ActivityState,
         to: ActivityState,
     ) -> RepoResult<bool>;
-    /// Activities the scheduler may have to move on: approved or doing.
-    async fn schedulable(&self, limit: u32) -> RepoResult<Vec<Activity>>;
+    /// Running activities (approved or doing) with ids above `after`, in id order, at most
+    /// `limit`: page through all of them by passing the last id seen.
+    async fn running(&self, after: Option<ActivityId>, limit: u32) -> RepoResult<Vec<Activity>>;
+    /// Activities whose state move is due at `now` (approved and begun, or running and
+    /// ended), ids above `after`, in id order, at most `limit`. Indexed: a round costs what
+    /// is due, not what is stored.
+    async fn due(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<ActivityId>,
+        limit: u32,
+    ) -> RepoResult<Vec<Activity>>;
     /// Fences and counts, for (re)loading the stock store: raises the activity's stock fence
     /// in every shard database to a generation of at least `min_generation` and above every
     /// fence there, then counts the takes and orders recorded. Draw records carrying an older

@@ -123,6 +123,21 @@ impl Lottery {
         }
     }
 
+    /// Every running activity (approved or doing), read page by page.
+    pub async fn running_activities(&self) -> Result<Vec<lottery_activity::Activity>, AppError> {
+        const PAGE: u32 = 500;
+        let mut all = Vec::new();
+        loop {
+            let after = all.last().map(lottery_activity::Activity::id);
+            let page = self.svc.activities.running(after, PAGE).await?;
+            let full = page.len() == PAGE as usize;
+            all.extend(page);
+            if !full {
+                return Ok(all);
+            }
+        }
+    }
+
     pub fn services(&self) -> &Services {
         &self.svc
     }

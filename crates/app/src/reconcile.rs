@@ -58,7 +58,7 @@ impl Reconciler {
     /// One round over every running activity.
     pub async fn run_once(&self) -> Result<ReconcileReport, AppError> {
         let mut report = ReconcileReport::default();
-        for activity in self.lottery.svc.activities.schedulable(1_000).await? {
+        for activity in self.lottery.running_activities().await? {
             report.add(self.reconcile(activity.id()).await?);
         }
         if report.given_back > 0 || report.unresolved > 0 {

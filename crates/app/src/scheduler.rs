@@ -11,6 +11,9 @@ use tracing::{debug, warn};
 
 use crate::{AppError, Lottery, OutboxRelay, Reconciler, StockSync};
 
+/// Activities read per page.
+const PAGE: u32 = 500;
+
 /// A scheduled job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Job {
@@ -98,33 +101,29 @@ impl Scheduler {
     /// compare-and-set, so an activity another instance already moved is skipped, and closed
     /// activities are never scanned again (no endless loop).
     pub async fn move_activities(&self) -> Result<usize, AppError> {
-        let now = self.lottery.services().clock.now();
+        let svc = self.lottery.services();
+        let now = svc.clock.now();
         let mut moved = 0;
-        for activity in self
-            .lottery
-            .services()
-            .activities
-            .schedulable(1_000)
-            .await?
-        {
-            let Some(action) = activity.due_action(now) else {
-                continue;
-            };
-            let from = activity.state();
-            let Ok(to) = from.apply(action) else { continue };
-            if self
-                .lottery
-                .services()
-                .activities
-                .change_state(activity.id(), from, to)
-                .await?
-            {
-                self.lottery.changed(activity.id()).await;
-                debug!(activity = %activity.id(), %from, %to, "scheduled state change");
-                moved += 1;
+        let mut after = None;
+        loop {
+            let page = svc.activities.due(now, after, PAGE).await?;
+            for activity in &page {
+                let Some(action) = activity.due_action(now) else {
+                    continue;
+                };
+                let from = activity.state();
+                let Ok(to) = from.apply(action) else { continue };
+                if svc.activities.change_state(activity.id(), from, to).await? {
+                    self.lottery.changed(activity.id()).await;
+                    debug!(activity = %activity.id(), %from, %to, "scheduled state change");
+                    moved += 1;
+                }
             }
+            if page.len() < PAGE as usize {
+                return Ok(moved);
+            }
+            after = page.last().map(lottery_activity::Activity::id);
         }
-        Ok(moved)
     }
 
     /// Runs `job` once if this instance holds (or takes) its lease.

@@ -1,7 +1,7 @@
 //! Brings the database's stock left in line with the stock store. Monotonic (the database
 //! only ever goes down) and idempotent, so any instance may run it any number of times.
 
-use lottery_activity::{ActivityState, StockCounts};
+use lottery_activity::StockCounts;
 use lottery_domain::ActivityId;
 
 use crate::{AppError, Lottery};
@@ -34,18 +34,8 @@ impl StockSync {
     /// were synced.
     pub async fn sync_running(&self) -> Result<usize, AppError> {
         let mut synced = 0;
-        for activity in self
-            .lottery
-            .services()
-            .activities
-            .schedulable(1_000)
-            .await?
-        {
-            if matches!(
-                activity.state(),
-                ActivityState::Doing | ActivityState::Approved
-            ) && self.sync(activity.id()).await?.is_some()
-            {
+        for activity in self.lottery.running_activities().await? {
+            if self.sync(activity.id()).await?.is_some() {
                 synced += 1;
             }
         }

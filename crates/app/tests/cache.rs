@@ -44,8 +44,16 @@ impl ActivityRepository for Counting {
     ) -> RepoResult<bool> {
         self.inner.change_state(id, from, to).await
     }
-    async fn schedulable(&self, limit: u32) -> RepoResult<Vec<Activity>> {
-        self.inner.schedulable(limit).await
+    async fn running(&self, after: Option<ActivityId>, limit: u32) -> RepoResult<Vec<Activity>> {
+        self.inner.running(after, limit).await
+    }
+    async fn due(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        after: Option<ActivityId>,
+        limit: u32,
+    ) -> RepoResult<Vec<Activity>> {
+        self.inner.due(now, after, limit).await
     }
     async fn fence_stock(
         &self,

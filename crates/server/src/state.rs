@@ -105,7 +105,7 @@ impl AppState {
 
     pub async fn gauges(&self) -> Gauges {
         let mut gauges = Gauges::default();
-        if let Ok(running) = self.lottery.services().activities.schedulable(200).await {
+        if let Ok(running) = self.lottery.running_activities().await {
             for a in running
                 .iter()
                 .filter(|a| a.state() == lottery_activity::ActivityState::Doing)

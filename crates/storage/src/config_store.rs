@@ -481,10 +481,34 @@ impl ActivityRepository for ConfigStore {
         Ok(())
     }
 
-    async fn schedulable(&self, limit: u32) -> RepoResult<Vec<Activity>> {
+    async fn running(&self, after: Option<ActivityId>, limit: u32) -> RepoResult<Vec<Activity>> {
         let rows = sqlx::query(&format!(
-            "SELECT {ACTIVITY_COLUMNS} FROM activity WHERE state IN ('approved', 'doing') ORDER BY begin_at LIMIT ?"
+            "SELECT {ACTIVITY_COLUMNS} FROM activity WHERE state IN ('approved', 'doing') \
+             AND activity_id > ? ORDER BY activity_id LIMIT ?"
         ))
+        .bind(after.map_or(0, ActivityId::get))
+        .bind(i64::from(limit))
+        .fetch_all(self.router.global())
+        .await
+        .map_err(repo)?;
+        rows.iter().map(activity_from).collect()
+    }
+
+    async fn due(
+        &self,
+        now: chrono::DateTime<Utc>,
+        after: Option<ActivityId>,
+        limit: u32,
+    ) -> RepoResult<Vec<Activity>> {
+        let now = millis(now);
+        let rows = sqlx::query(&format!(
+            "SELECT {ACTIVITY_COLUMNS} FROM activity WHERE activity_id > ? AND \
+             ((state = 'approved' AND begin_at <= ?) OR (state IN ('approved', 'doing') AND end_at < ?)) \
+             ORDER BY activity_id LIMIT ?"
+        ))
+        .bind(after.map_or(0, ActivityId::get))
+        .bind(now)
+        .bind(now)
         .bind(i64::from(limit))
         .fetch_all(self.router.global())
         .await

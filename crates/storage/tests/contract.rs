@@ -24,6 +24,7 @@ contract_tests!(
     a_failed_deploy_leaves_nothing,
     listing_filters_and_pages,
     state_changes_are_compare_and_set,
+    running_and_due_activities_page_by_id,
     revisions_only_while_editing,
     takes_respect_the_limit,
     concurrent_takes_by_one_user_stop_at_the_limit,
@@ -216,8 +217,59 @@ async fn state_changes_are_compare_and_set(b: Backend) {
         .change_state(id, ActivityState::PendingReview, ActivityState::Approved)
         .await
         .expect("cas");
-    let due = store.schedulable(10).await.expect("scan");
-    assert_eq!(due.iter().map(|a| a.id()).collect::<Vec<_>>(), [id]);
+    let running = store.running(None, 10).await.expect("scan");
+    assert_eq!(running.iter().map(|a| a.id()).collect::<Vec<_>>(), [id]);
+}
+
+async fn running_and_due_activities_page_by_id(b: Backend) {
+    let e = env(b, 1, 1).await;
+    let store = e.storage.config();
+    // Ids 1..=7: 1 editing, 2..=4 approved, 5..=6 doing, 7 closed.
+    for n in 1..=7i64 {
+        store
+            .deploy(&deployment(n, 100 + n, &format!("a{n}")))
+            .await
+            .expect("deploy");
+        let id = ActivityId::new(n).expect("id");
+        let path: &[ActivityState] = match n {
+            1 => &[],
+            2..=4 => &[ActivityState::PendingReview, ActivityState::Approved],
+            5 | 6 => &[
+                ActivityState::PendingReview,
+                ActivityState::Approved,
+                ActivityState::Doing,
+            ],
+            _ => &[
+                ActivityState::PendingReview,
+                ActivityState::Approved,
+                ActivityState::Closed,
+            ],
+        };
+        let mut from = ActivityState::Editing;
+        for to in path {
+            assert!(store.change_state(id, from, *to).await.expect("cas"));
+            from = *to;
+        }
+    }
+    let ids =
+        |v: Vec<lottery_activity::Activity>| v.iter().map(|a| a.id().get()).collect::<Vec<_>>();
+    assert_eq!(ids(store.running(None, 3).await.expect("page")), [2, 3, 4]);
+    let after = Some(ActivityId::new(4).expect("id"));
+    assert_eq!(ids(store.running(after, 3).await.expect("page")), [5, 6]);
+    // Before the window nothing is due; inside it the approved ones start; after it every
+    // running one closes.
+    let before = t0() - chrono::Duration::hours(1);
+    assert!(store.due(before, None, 10).await.expect("due").is_empty());
+    assert_eq!(
+        ids(store.due(t0(), None, 10).await.expect("due")),
+        [2, 3, 4]
+    );
+    let ended = t0() + chrono::Duration::days(8);
+    assert_eq!(
+        ids(store.due(ended, None, 10).await.expect("due")),
+        [2, 3, 4, 5, 6]
+    );
+    assert_eq!(ids(store.due(ended, after, 1).await.expect("due")), [5]);
 }
 
 async fn revisions_only_while_editing(b: Backend) {

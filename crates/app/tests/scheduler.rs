@@ -1,0 +1,56 @@
+//! The scheduler and the stock sync reach every activity, however many are stored.
+
+mod common;
+
+use common::{Mode, award, command, world};
+use futures::StreamExt;
+use lottery_activity::{Action, ActivityState};
+use lottery_app::{Scheduler, SchedulerOptions};
+use lottery_award::AwardKind;
+use lottery_strategy::DrawMode;
+
+async fn every_approved_activity_is_started(mode: Mode) {
+    let w = world(mode).await;
+    let ids: Vec<_> = futures::stream::iter(0..1_500)
+        .map(|_| {
+            let lottery = w.lottery.clone();
+            async move {
+                let cmd = command(
+                    10,
+                    1,
+                    DrawMode::Single,
+                    vec![award(AwardKind::COUPON, "c", 10, "0.5")],
+                );
+                let d = lottery.deploy(cmd, "admin").await.expect("deploy");
+                for action in [Action::Submit, Action::Approve] {
+                    lottery.act(d.activity_id, action).await.expect("review");
+                }
+                d.activity_id
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let scheduler = Scheduler::new(w.lottery.clone(), None, SchedulerOptions::default());
+    let moved = scheduler.move_activities().await.expect("move");
+    assert_eq!(moved, 1_500, "every due activity is started in one round");
+    for id in ids.iter().step_by(97).chain(ids.last()) {
+        let view = w.lottery.activity(*id).await.expect("activity");
+        assert_eq!(view.state(), ActivityState::Doing, "activity {id}");
+    }
+    // Nothing is due any more: the next round finds nothing to do.
+    assert_eq!(scheduler.move_activities().await.expect("move"), 0);
+    let running = w.lottery.running_activities().await.expect("running");
+    assert_eq!(running.len(), 1_500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_approved_activity_is_started_embedded() {
+    every_approved_activity_is_started(Mode::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs MariaDB at 127.0.0.1:3306 and Redis at 127.0.0.1:6379"]
+async fn every_approved_activity_is_started_cluster() {
+    every_approved_activity_is_started(Mode::Cluster).await;
+}
