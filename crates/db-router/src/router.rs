@@ -16,12 +16,14 @@ use crate::error::RouterError;
 use crate::spread::{Route, Spread};
 
 /// Applied to every new SQLite connection. WAL lets readers run alongside
-/// the single writer; NORMAL sync is durable enough under WAL and much
-/// faster; the busy timeout makes a second writer wait instead of failing at
-/// once; foreign keys are off by default in SQLite.
+/// the single writer; FULL sync makes every commit reach the disk before it
+/// returns (NORMAL under WAL can lose the last commits to an operating-system
+/// crash, and an answered draw must be stored); the busy timeout makes a
+/// second writer wait instead of failing at once; foreign keys are off by
+/// default in SQLite.
 const SQLITE_PRAGMAS: &[&str] = &[
     "PRAGMA journal_mode = WAL",
-    "PRAGMA synchronous = NORMAL",
+    "PRAGMA synchronous = FULL",
     "PRAGMA busy_timeout = 5000",
     "PRAGMA foreign_keys = ON",
 ];
