@@ -324,7 +324,10 @@ async fn sqlite_two_shards_four_tables() {
         .fetch_one(pool)
         .await
         .unwrap();
-    assert_eq!(sync, 2, "2 = FULL: a commit is on disk before it is acknowledged");
+    assert_eq!(
+        sync, 2,
+        "2 = FULL: a commit is on disk before it is acknowledged"
+    );
 
     exercise_router(&router).await;
     router.close().await;

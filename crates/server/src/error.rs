@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use lottery_activity::ParticipationError;
 use lottery_app::AppError;
 use serde::Serialize;
-use tracing::error;
+use tracing::{error, warn};
 use utoipa::ToSchema;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -17,6 +17,10 @@ pub struct ErrorBody {
     pub code: &'static str,
     /// Human-readable explanation.
     pub message: String,
+    /// The request's id (also in the `x-request-id` header): quote it when reporting a
+    /// problem; the logs carry it too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,17 +69,34 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The message for the client. Backend failures are described in the client's terms
+    /// (the same whichever database or store is behind them); their details go to the log
+    /// under the request id.
+    fn client_message(&self) -> String {
+        let request = crate::request_id::current().unwrap_or_default();
+        match self {
+            Self::App(AppError::Internal(_)) => {
+                error!(request_id = %request, error = %self, "internal error");
+                "internal error; it has been logged".to_owned()
+            }
+            Self::App(AppError::Unavailable(_)) => {
+                // A dependency that is down fails every request alike: one line a second.
+                if let Some(held_back) = crate::quiet::may_log("request_unavailable") {
+                    warn!(request_id = %request, error = %self, held_back,
+                        "request failed: a backing service is unavailable");
+                }
+                "a service the platform depends on is unavailable; retry later".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            // Details of stored-data problems are for the logs, not for callers.
-            error!(error = %self, "internal error");
-            "internal error; it has been logged".to_owned()
-        } else {
-            self.to_string()
-        };
-        let mut response = (status, Json(ErrorBody { code, message })).into_response();
+        let mut response = error_response(status, code, self.client_message());
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
@@ -100,6 +121,7 @@ pub fn error_response(
         Json(ErrorBody {
             code,
             message: message.into(),
+            request_id: crate::request_id::current(),
         }),
     )
         .into_response()

@@ -12,7 +12,7 @@ use lottery_activity::{
     ClaimOutcome, Missing, PendingClaim, StockClaim, StockError, StockLedger, StockSnapshot,
 };
 use lottery_domain::{ActivityId, AwardId, TakeId, UserId};
-use tracing::{debug, warn};
+use tracing::debug;
 
 /// KEYS: stock, user (hash of generation `g` and used count `n`), award, fallback, claim,
 /// generation, pending claims (sorted set by claim time).
@@ -172,7 +172,8 @@ impl std::fmt::Debug for RedisLedger {
 
 fn unavailable(e: impl std::fmt::Display) -> StockError {
     let cause = e.to_string();
-    warn!(%cause, "Redis stock ledger unavailable");
+    // Callers report it (rate-limited); a line per failed call would drown the log.
+    debug!(%cause, "Redis stock ledger unavailable");
     StockError::Unavailable(cause)
 }
 

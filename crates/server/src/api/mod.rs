@@ -120,6 +120,9 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         ))
         .layer(axum::extract::DefaultBodyLimit::max(http.body_limit_bytes))
         .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn(
+            crate::request_id::with_request_id,
+        ))
 }
 
 /// Gives every error answer the one JSON shape, including those produced below the
