@@ -42,6 +42,11 @@ impl ActivityConfig {
             .store(now_ms + Self::SOLD_OUT_MEMO_MS, Ordering::Relaxed);
     }
 
+    /// When the activity's stock keys expire: a week after it ends.
+    pub fn key_expiry(&self) -> chrono::DateTime<chrono::Utc> {
+        self.activity.end() + chrono::Duration::days(7)
+    }
+
     pub fn strategy(&self) -> &Strategy {
         self.drawer.strategy()
     }

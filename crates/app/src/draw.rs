@@ -15,7 +15,6 @@
 
 use std::time::Duration as StdDuration;
 
-use chrono::Duration;
 use lottery_activity::{
     AwardInvoice, ClaimFate, ClaimOutcome, ClaimRef, DrawRecord, Missing, OutboxMessage,
     ParticipationError, PastDraw, RecordOutcome, StockClaim, StockError, StockSnapshot, TakeState,
@@ -32,8 +31,6 @@ use crate::cache::ActivityConfig;
 use crate::inflight::Joined;
 use crate::{AppError, Lottery};
 
-/// Stock keys outlive the activity by this much, then expire.
-const KEY_MARGIN_DAYS: i64 = 7;
 /// Longest accepted idempotency key.
 pub const MAX_IDEMPOTENCY_KEY: usize = 64;
 
@@ -174,7 +171,7 @@ impl Lottery {
             take_limit: config.activity.take_limit(),
             award: aimed,
             fallback: aimed.and(config.strategy().fallback()),
-            expires_at: config.activity.end() + Duration::days(KEY_MARGIN_DAYS),
+            expires_at: config.key_expiry(),
         };
         let granted = match self.claim(&claim).await? {
             ClaimOutcome::SoldOut => {
@@ -430,8 +427,7 @@ impl Lottery {
         let Ok(config) = self.cache.get(id).await else {
             return;
         };
-        let expires_at = config.activity.end() + Duration::days(KEY_MARGIN_DAYS);
-        if let Err(e) = self.reload_stock(id, generation, expires_at).await {
+        if let Err(e) = self.reload_stock(id, generation, config.key_expiry()).await {
             warn!(activity = %id, error = %e, "could not reload stock behind its fence");
         }
     }

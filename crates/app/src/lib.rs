@@ -33,9 +33,9 @@ pub use delivery::{AwardDelivery, InProcessBus, OutboxRelay, RelayOptions, Relay
 pub use draw::{DEFAULT_DRAW_DEADLINE, DrawOutcome, DrawRequest, DrawResult};
 pub use error::AppError;
 pub use reconcile::{ReconcileReport, Reconciler};
-pub use scheduler::{Job, ReconcileHook, Scheduler, SchedulerOptions};
+pub use scheduler::{Job, JobReport, ReportHook, Scheduler, SchedulerOptions};
 pub use simulate::{Simulation, SimulationRow};
-pub use sync::StockSync;
+pub use sync::{StockSync, SyncReport, Synced};
 
 /// The ports the use cases need, wired by the composition root.
 #[derive(Clone)]

@@ -61,15 +61,22 @@ impl Default for SchedulerOptions {
     }
 }
 
-/// Called with each reconciler round's report (for metrics).
-pub type ReconcileHook = Arc<dyn Fn(&crate::ReconcileReport) + Send + Sync>;
+/// What a round of a job reports, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobReport {
+    Reconcile(crate::ReconcileReport),
+    StockSync(crate::SyncReport),
+}
+
+/// Called with each reported round.
+pub type ReportHook = Arc<dyn Fn(&JobReport) + Send + Sync>;
 
 #[derive(Clone)]
 pub struct Scheduler {
     lottery: Lottery,
     relay: Option<OutboxRelay>,
     options: SchedulerOptions,
-    on_reconcile: Option<ReconcileHook>,
+    on_report: Option<ReportHook>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -86,14 +93,14 @@ impl Scheduler {
             lottery,
             relay,
             options,
-            on_reconcile: None,
+            on_report: None,
         }
     }
 
-    /// Reports every reconciler round to `hook`.
+    /// Reports every reconciler and stock sync round to `hook`.
     #[must_use]
-    pub fn on_reconcile(mut self, hook: ReconcileHook) -> Self {
-        self.on_reconcile = Some(hook);
+    pub fn on_report(mut self, hook: ReportHook) -> Self {
+        self.on_report = Some(hook);
         self
     }
 
@@ -146,13 +153,19 @@ impl Scheduler {
                 Some(relay) => relay.run_once().await?.sent,
                 None => 0,
             },
-            Job::StockSync => StockSync::new(self.lottery.clone()).sync_running().await?,
+            Job::StockSync => {
+                let report = StockSync::new(self.lottery.clone()).sync_running().await?;
+                if let Some(hook) = &self.on_report {
+                    hook(&JobReport::StockSync(report));
+                }
+                report.synced
+            }
             Job::Reconcile => {
                 let report = Reconciler::new(self.lottery.clone(), self.options.reconcile_grace)
                     .run_once()
                     .await?;
-                if let Some(hook) = &self.on_reconcile {
-                    hook(&report);
+                if let Some(hook) = &self.on_report {
+                    hook(&JobReport::Reconcile(report));
                 }
                 report.given_back
             }

@@ -366,3 +366,68 @@ async fn draws_past_their_deadline_end_recorded_and_replay() {
         "stock left {left} + stored takes {takes}"
     );
 }
+
+async fn drift_above_the_records_is_repaired(mode: Mode) {
+    let w = world_with(mode, |s| s).await;
+    let d = running(
+        &w.lottery,
+        command(
+            10,
+            1,
+            DrawMode::Single,
+            vec![award(AwardKind::COUPON, "coupon", 10, "1")],
+        ),
+    )
+    .await;
+    let activity = d.activity_id;
+    for i in 0..3 {
+        w.lottery
+            .draw(keyed(&format!("u{i}"), activity, "k"))
+            .await
+            .expect("draw");
+    }
+    let sync = lottery_app::StockSync::new(w.lottery.clone());
+    let clean = sync.sync(activity).await.expect("sync").expect("loaded");
+    assert!(!clean.repaired);
+    assert_eq!(clean.live.stock_left, 7);
+    // The store comes back from an old snapshot: it has the whole stock again.
+    let generation = w
+        .stock
+        .generation(activity)
+        .await
+        .expect("gen")
+        .expect("loaded");
+    w.stock
+        .load_activity(&lottery_activity::StockSnapshot {
+            activity_id: activity,
+            generation: generation + 1,
+            stock_left: 10,
+            awards_left: vec![(d.award_ids[0], 10)],
+            expires_at: chrono::Utc::now() + chrono::Duration::days(1),
+        })
+        .await
+        .expect("load");
+    let repaired = sync.sync(activity).await.expect("sync").expect("loaded");
+    assert!(repaired.repaired, "drift above the records is found");
+    assert_eq!(repaired.live.stock_left, 7);
+    assert_eq!(repaired.live.awards_left, vec![(d.award_ids[0], 7)]);
+    assert!(
+        !sync
+            .sync(activity)
+            .await
+            .expect("sync")
+            .expect("loaded")
+            .repaired
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn drift_above_the_records_is_repaired_embedded() {
+    drift_above_the_records_is_repaired(Mode::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs MariaDB at 127.0.0.1:3306 and Redis at 127.0.0.1:6379"]
+async fn drift_above_the_records_is_repaired_cluster() {
+    drift_above_the_records_is_repaired(Mode::Cluster).await;
+}

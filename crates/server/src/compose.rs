@@ -348,7 +348,7 @@ pub async fn build(config: &Config, role: Role) -> Result<Built, StartError> {
         let counted = metrics.clone();
         let scheduler = Arc::new(
             Scheduler::new(lottery.clone(), Some(relay), options)
-                .on_reconcile(Arc::new(move |report| counted.record_reconcile(report))),
+                .on_report(Arc::new(move |report| counted.record_job(report))),
         );
         workers.push(tokio::spawn(scheduler.run(stopped.clone())));
         if let Some((_, mq)) = &backends.amqp {

@@ -21,6 +21,8 @@ pub struct Metrics {
     latency_sum_micros: AtomicU64,
     /// Stock claims the reconciler settled, by fate.
     reconciled: [AtomicU64; 4],
+    /// Activities whose stock store held more than the records allow, reloaded.
+    drift_repairs: AtomicU64,
 }
 
 /// Fates of reconciled claims, in the order of `Metrics::reconciled`.
@@ -56,7 +58,17 @@ impl Metrics {
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
     }
 
-    pub fn record_reconcile(&self, report: &lottery_app::ReconcileReport) {
+    pub fn record_job(&self, report: &lottery_app::JobReport) {
+        match report {
+            lottery_app::JobReport::Reconcile(r) => self.record_reconcile(r),
+            lottery_app::JobReport::StockSync(s) => {
+                self.drift_repairs
+                    .fetch_add(s.repaired as u64, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn record_reconcile(&self, report: &lottery_app::ReconcileReport) {
         let counts = [
             report.given_back,
             report.recorded,
@@ -75,6 +87,7 @@ impl Metrics {
             "# HELP lottery_reconciled_claims_total Stock claims no draw settled, settled by the reconciler, by fate (given_back: no record, the repairs)."
         );
         let _ = writeln!(out, "# TYPE lottery_reconciled_claims_total counter");
+
         for (fate, n) in FATES.iter().zip(&self.reconciled) {
             let _ = writeln!(
                 out,
@@ -82,6 +95,16 @@ impl Metrics {
                 n.load(Ordering::Relaxed)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP lottery_stock_drift_repairs_total Times the stock store held more than the records allow and was reloaded (an alarm)."
+        );
+        let _ = writeln!(out, "# TYPE lottery_stock_drift_repairs_total counter");
+        let _ = writeln!(
+            out,
+            "lottery_stock_drift_repairs_total {}",
+            self.drift_repairs.load(Ordering::Relaxed)
+        );
         let _ = writeln!(
             out,
             "# HELP lottery_draws_total Draws by outcome (win, lose, or the error code)."
