@@ -26,6 +26,8 @@ pub struct App {
     pub config: Option<PathBuf>,
     /// Cluster mode: the test's own exchange and queues, deleted when the app is dropped.
     amqp: Option<lottery_mq::MqConfig>,
+    /// Cluster mode: the stock store's key prefix.
+    pub redis_prefix: Option<String>,
     _dir: tempfile::TempDir,
     _mysql: Option<FreshMysql>,
 }
@@ -67,6 +69,7 @@ impl App {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().join("data");
         let mut amqp_config = None;
+        let mut redis_prefix = None;
         let (config, mysql) = match mode {
             Mode::Embedded => (None, None),
             Mode::Cluster => {
@@ -75,6 +78,7 @@ impl App {
                 let amqp = Service::RabbitMq.require().await;
                 let fresh = FreshMysql::create("e2e", 3).await.expect("fresh databases");
                 let name = unique_name("e2e");
+                redis_prefix = Some(name.clone());
                 let mut mq = lottery_mq::MqConfig::new(amqp.clone());
                 mq.exchange = format!("{name}.events");
                 mq.queue_prefix = name.clone();
@@ -101,34 +105,7 @@ impl App {
                 (Some(path), Some(fresh))
             }
         };
-        let mut cmd = Command::new(bin());
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data_dir);
-        if let Some(c) = &config {
-            cmd.arg("--config").arg(c);
-        }
-        cmd.env("LOTTERY_LOG__LEVEL", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("start lottery serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let base = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(at) = line.find("http://") {
-                    return line[at..].trim().to_owned();
-                }
-            }
-            panic!("lottery serve exited before printing its address");
-        })
-        .await
-        .expect("server started within 60 s");
-        // Keep draining stdout so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (base, child) = launch(config.as_deref(), &data_dir, env).await;
         let mut app = App {
             base,
             child,
@@ -137,11 +114,45 @@ impl App {
             data_dir,
             config,
             amqp: amqp_config,
+            redis_prefix,
             _dir: dir,
             _mysql: mysql,
         };
         app.admin = app.token(&["--admin"]).await;
         app
+    }
+
+    /// Another instance started from the same configuration file (cluster mode): same
+    /// databases, stock store and broker, its own data directory. The databases and the
+    /// broker's topology stay owned by `self`.
+    pub async fn spawn_peer(&self, env: &[(&str, &str)]) -> App {
+        let config = self
+            .config
+            .clone()
+            .expect("a peer shares a cluster configuration");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("data");
+        let (base, child) = launch(Some(&config), &data_dir, env).await;
+        App {
+            base,
+            child,
+            admin: self.admin.clone(),
+            client: Client::new(),
+            data_dir,
+            config: Some(config),
+            amqp: None,
+            redis_prefix: self.redis_prefix.clone(),
+            _dir: dir,
+            _mysql: None,
+        }
+    }
+
+    /// The database URLs (cluster mode): global first, then the shards.
+    pub fn database_urls(&self) -> Vec<String> {
+        self._mysql
+            .as_ref()
+            .map(|m| m.urls().to_vec())
+            .unwrap_or_default()
     }
 
     /// Mints a token with the CLI, exactly as an operator would.
@@ -240,6 +251,43 @@ impl App {
             .collect();
         (id, awards)
     }
+}
+
+/// Starts `lottery serve` on a free port and waits for its address.
+async fn launch(
+    config: Option<&std::path::Path>,
+    data_dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (String, Child) {
+    let mut cmd = Command::new(bin());
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir);
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    cmd.env("LOTTERY_LOG__LEVEL", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("start lottery serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let base = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(at) = line.find("http://") {
+                return line[at..].trim().to_owned();
+            }
+        }
+        panic!("lottery serve exited before printing its address");
+    })
+    .await
+    .expect("server started within 60 s");
+    // Keep draining stdout so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (base, child)
 }
 
 pub fn activity_body(stock: u32, take_limit: u32, begin: &str, end: &str) -> Value {
