@@ -22,6 +22,9 @@ const STOCK: u64 = 1_000;
 const LIMIT: u64 = 2;
 const USERS: usize = 300;
 
+/// Each (user, key) sent, with the draw's answer when it came.
+type Outcomes = HashMap<(usize, String), Option<Value>>;
+
 /// Stored takes (tombstones excluded), per user and key, straight from the shard databases.
 async fn stored_takes(app: &App, activity: &str) -> Vec<(String, Option<String>, i64)> {
     let mut out = Vec::new();
@@ -66,7 +69,7 @@ async fn kill_9_under_load_leaks_nothing_once_reconciled() {
 
     // Two draws per user, 48 at a time; the instance dies while they run.
     let answered = Arc::new(AtomicUsize::new(0));
-    let outcomes: Arc<Mutex<HashMap<(usize, String), Option<Value>>>> = Arc::default();
+    let outcomes: Arc<Mutex<Outcomes>> = Arc::default();
     let jobs: Vec<(usize, String)> = (0..USERS)
         .flat_map(|u| ["first", "second"].map(|k| (u, k.to_owned())))
         .collect();
