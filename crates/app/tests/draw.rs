@@ -1,43 +1,17 @@
 //! The draw pipeline under load and failure, in embedded mode (SQLite + in-memory stock) and
 //! cluster mode (MariaDB + Redis).
 
+#[macro_use]
 mod common;
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
-use common::{Mode, award, command, running, world, world_with};
-use lottery_activity::{
-    ActivityRepository, ClaimFate, ClaimRef, DrawRecord, DrawRepository, Page, ParticipationError,
-    PastDraw, RecordOutcome,
-};
+use common::{DrawFault, FaultyDraws, Mode, award, command, running, world, world_with};
+use lottery_activity::{ActivityRepository, Page, ParticipationError};
 use lottery_app::{AppError, DrawOutcome, DrawRequest, DrawResult, Lottery};
 use lottery_award::AwardKind;
-use lottery_domain::{ActivityId, RepoError, RepoResult, UserId};
+use lottery_domain::{ActivityId, UserId};
 use lottery_strategy::DrawMode;
-
-macro_rules! both_modes {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(super::Mode::Embedded).await;
-                }
-            )*
-        }
-        mod cluster {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                #[ignore = "needs MariaDB at 127.0.0.1:3306 and Redis at 127.0.0.1:6379"]
-                async fn $name() {
-                    super::$name(super::Mode::Cluster).await;
-                }
-            )*
-        }
-    };
-}
 
 both_modes!(
     seed_scenario_2000_users_100_stock,
@@ -229,43 +203,9 @@ async fn one_user_200_concurrent_draws_limit_3(mode: Mode) {
     );
 }
 
-/// Delegates to the real draw store but refuses the first `fail` writes, as a database that
-/// is down would.
-struct RefusingDraws {
-    inner: Arc<dyn DrawRepository>,
-    fail: AtomicU32,
-}
-
-#[async_trait::async_trait]
-impl DrawRepository for RefusingDraws {
-    async fn record_draw(&self, record: DrawRecord) -> RepoResult<RecordOutcome> {
-        if self
-            .fail
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Err(RepoError::Unavailable(
-                "injected: database refused the write".into(),
-            ));
-        }
-        self.inner.record_draw(record).await
-    }
-
-    async fn find_by_key(&self, user: &UserId, key: &str) -> RepoResult<Option<PastDraw>> {
-        self.inner.find_by_key(user, key).await
-    }
-
-    async fn settle_claim(&self, claim: &ClaimRef) -> RepoResult<ClaimFate> {
-        self.inner.settle_claim(claim).await
-    }
-}
-
 async fn a_failed_write_gives_the_stock_back(mode: Mode) {
     let w = world_with(mode, |mut s| {
-        s.draws = Arc::new(RefusingDraws {
-            inner: s.draws.clone(),
-            fail: AtomicU32::new(5),
-        });
+        s.draws = FaultyDraws::wrap(s.draws.clone(), DrawFault::Refuse, 5);
         s
     })
     .await;

@@ -2,6 +2,7 @@
 //! store mid-campaign, a commit whose acknowledgement is lost, a database that stalls past the
 //! caller's deadline. Each ends with an audit straight from the databases and the store.
 
+#[macro_use]
 mod common;
 
 use std::collections::HashMap;
@@ -9,15 +10,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{Mode, Options, World, award, command, running, world_opts, world_with};
-use lottery_activity::{
-    ClaimFate, ClaimRef, DrawRecord, DrawRepository, ParticipationError, PastDraw, RecordOutcome,
+use common::{
+    DrawFault, FaultyDraws, Mode, Options, World, award, command, running, world_opts, world_with,
 };
+use lottery_activity::ParticipationError;
 use lottery_app::{AppError, DrawOutcome, DrawRequest, Reconciler};
 use lottery_award::AwardKind;
-use lottery_domain::{ActivityId, AwardId, RepoError, RepoResult, UserId};
+use lottery_domain::{ActivityId, AwardId, UserId};
 use lottery_strategy::DrawMode;
 use lottery_testkit::{PrivateRedis, Service, TcpProxy};
+
+both_modes!(
+    a_lost_commit_acknowledgement_keeps_the_win,
+    drift_above_the_records_is_repaired,
+);
 
 fn keyed(user: &str, activity: ActivityId, key: &str) -> DrawRequest {
     DrawRequest {
@@ -170,40 +176,9 @@ async fn stock_keys_flushed_mid_campaign_never_oversell() {
     );
 }
 
-/// Records for real, then reports the connection lost, as when the acknowledgement of a
-/// `COMMIT` that reached the database never comes back.
-struct LostAcks {
-    inner: Arc<dyn DrawRepository>,
-    lose: AtomicBool,
-}
-
-#[async_trait::async_trait]
-impl DrawRepository for LostAcks {
-    async fn record_draw(&self, record: DrawRecord) -> RepoResult<RecordOutcome> {
-        let outcome = self.inner.record_draw(record).await?;
-        if self.lose.swap(false, Ordering::SeqCst) {
-            return Err(RepoError::Unavailable(
-                "injected: connection lost after COMMIT".into(),
-            ));
-        }
-        Ok(outcome)
-    }
-
-    async fn find_by_key(&self, user: &UserId, key: &str) -> RepoResult<Option<PastDraw>> {
-        self.inner.find_by_key(user, key).await
-    }
-
-    async fn settle_claim(&self, claim: &ClaimRef) -> RepoResult<ClaimFate> {
-        self.inner.settle_claim(claim).await
-    }
-}
-
 async fn a_lost_commit_acknowledgement_keeps_the_win(mode: Mode) {
     let w = world_with(mode, |mut s| {
-        s.draws = Arc::new(LostAcks {
-            inner: s.draws.clone(),
-            lose: AtomicBool::new(true),
-        });
+        s.draws = FaultyDraws::wrap(s.draws.clone(), DrawFault::LoseAck, 1);
         s
     })
     .await;
@@ -247,17 +222,6 @@ async fn a_lost_commit_acknowledgement_keeps_the_win(mode: Mode) {
     let (takes, orders) = audit(&w, d.activity_id).await;
     assert_eq!(takes, 2);
     assert_eq!(orders.get(&d.award_ids[0]).copied(), Some(1));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_lost_commit_acknowledgement_keeps_the_win_embedded() {
-    a_lost_commit_acknowledgement_keeps_the_win(Mode::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "needs MariaDB at 127.0.0.1:3306 and Redis at 127.0.0.1:6379"]
-async fn a_lost_commit_acknowledgement_keeps_the_win_cluster() {
-    a_lost_commit_acknowledgement_keeps_the_win(Mode::Cluster).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -419,15 +383,4 @@ async fn drift_above_the_records_is_repaired(mode: Mode) {
             .expect("loaded")
             .repaired
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn drift_above_the_records_is_repaired_embedded() {
-    drift_above_the_records_is_repaired(Mode::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "needs MariaDB at 127.0.0.1:3306 and Redis at 127.0.0.1:6379"]
-async fn drift_above_the_records_is_repaired_cluster() {
-    drift_above_the_records_is_repaired(Mode::Cluster).await;
 }

@@ -1,5 +1,6 @@
 //! The scheduler and the stock sync reach every activity, however many are stored.
 
+#[macro_use]
 mod common;
 
 use common::{Mode, award, command, world};
@@ -8,6 +9,8 @@ use lottery_activity::{Action, ActivityState};
 use lottery_app::{Scheduler, SchedulerOptions};
 use lottery_award::AwardKind;
 use lottery_strategy::DrawMode;
+
+both_modes!(every_approved_activity_is_started);
 
 async fn every_approved_activity_is_started(mode: Mode) {
     let w = world(mode).await;
@@ -42,15 +45,4 @@ async fn every_approved_activity_is_started(mode: Mode) {
     assert_eq!(scheduler.move_activities().await.expect("move"), 0);
     let running = w.lottery.running_activities().await.expect("running");
     assert_eq!(running.len(), 1_500);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn every_approved_activity_is_started_embedded() {
-    every_approved_activity_is_started(Mode::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "needs MariaDB at 127.0.0.1:3306 and Redis at 127.0.0.1:6379"]
-async fn every_approved_activity_is_started_cluster() {
-    every_approved_activity_is_started(Mode::Cluster).await;
 }

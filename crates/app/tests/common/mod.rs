@@ -3,18 +3,102 @@
 #![allow(dead_code)]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::{DateTime, Duration, Utc};
 use db_router::RouterConfig;
-use lottery_activity::{Action, StockLedger};
+use lottery_activity::{
+    Action, ClaimFate, ClaimRef, DrawRecord, DrawRepository, PastDraw, RecordOutcome, StockLedger,
+};
 use lottery_app::{AwardSpec, DeployCommand, Deployed, Lottery, Services, StrategySpec};
 use lottery_award::{AwardKind, AwardRegistry};
-use lottery_domain::{ActivityId, SystemClock};
+use lottery_domain::{ActivityId, RepoError, RepoResult, SystemClock, UserId};
 use lottery_ids::Generators;
 use lottery_stock::{MemoryLedger, RedisLedger, RedisLedgerOptions};
 use lottery_storage::{BatchOptions, Storage};
 use lottery_strategy::DrawMode;
 use lottery_testkit::{FreshMysql, FreshSqlite, Service, unique_name};
+
+/// Runs each named `async fn name(mode: Mode)` of the calling test file in both modes; the
+/// cluster ones need the local services. (`#[macro_use] mod common;` to use it.)
+#[allow(unused_macros)]
+macro_rules! both_modes {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::Mode::Embedded).await;
+                }
+            )*
+        }
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                #[ignore = "needs MariaDB at 127.0.0.1:3306 and Redis at 127.0.0.1:6379"]
+                async fn $name() {
+                    super::$name(super::Mode::Cluster).await;
+                }
+            )*
+        }
+    };
+}
+
+/// How [`FaultyDraws`] fails a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrawFault {
+    /// Refused before anything is written, as a database that is down would.
+    Refuse,
+    /// Written for real, then reported lost, as when the acknowledgement of a `COMMIT` that
+    /// reached the database never comes back.
+    LoseAck,
+}
+
+/// Delegates to the real draw store, failing the first `times` records with `fault`.
+pub struct FaultyDraws {
+    inner: Arc<dyn DrawRepository>,
+    fault: DrawFault,
+    times: AtomicU32,
+}
+
+impl FaultyDraws {
+    pub fn wrap(inner: Arc<dyn DrawRepository>, fault: DrawFault, times: u32) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            fault,
+            times: AtomicU32::new(times),
+        })
+    }
+
+    fn take_one(&self) -> bool {
+        self.times
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+#[async_trait::async_trait]
+impl DrawRepository for FaultyDraws {
+    async fn record_draw(&self, record: DrawRecord) -> RepoResult<RecordOutcome> {
+        let fail = || RepoError::Unavailable(format!("injected: {:?}", self.fault));
+        if self.fault == DrawFault::Refuse && self.take_one() {
+            return Err(fail());
+        }
+        let outcome = self.inner.record_draw(record).await?;
+        if self.fault == DrawFault::LoseAck && self.take_one() {
+            return Err(fail());
+        }
+        Ok(outcome)
+    }
+
+    async fn find_by_key(&self, user: &UserId, key: &str) -> RepoResult<Option<PastDraw>> {
+        self.inner.find_by_key(user, key).await
+    }
+
+    async fn settle_claim(&self, claim: &ClaimRef) -> RepoResult<ClaimFate> {
+        self.inner.settle_claim(claim).await
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
