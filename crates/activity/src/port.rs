@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 use lottery_award::GrantState;
-use lottery_domain::{ActivityId, AwardId, OrderId, RepoResult, TakeId, UserId};
+use lottery_domain::{ActivityId, AwardId, OrderId, RepoResult, StrategyId, TakeId, UserId};
 
 use crate::{Activity, ActivityState, Deployment, OutboxMessage, UserTake, WinOrder};
 
@@ -33,11 +33,14 @@ pub struct ActivityFilter {
 /// Activities and their configuration (global, not sharded).
 #[async_trait::async_trait]
 pub trait ActivityRepository: Send + Sync {
-    /// Stores the activity, its strategy and its awards in one transaction.
-    async fn deploy(&self, deployment: &Deployment) -> RepoResult<()>;
-    /// Replaces an activity's editable fields, strategy and awards, only while it is editing.
-    /// `Ok(false)` when it is no longer editing.
-    async fn revise(&self, deployment: &Deployment) -> RepoResult<bool>;
+    /// Stores the activity, its strategy and its awards in one transaction, all new: an id
+    /// that is already stored is reported as [`Deploy::Taken`] and nothing is written, so a
+    /// deployment never changes another activity.
+    async fn deploy(&self, deployment: &Deployment) -> RepoResult<Deploy>;
+    /// Replaces an activity's editable fields, strategy and awards, only while it is editing;
+    /// an award id that belongs to another strategy is reported as taken, and nothing is
+    /// written.
+    async fn revise(&self, deployment: &Deployment) -> RepoResult<Revise>;
     async fn activity(&self, id: ActivityId) -> RepoResult<Option<Activity>>;
     async fn list(&self, filter: &ActivityFilter, page: Page) -> RepoResult<Vec<Activity>>;
     /// Compare-and-set of the state: `Ok(false)` when the stored state is no longer `from`.
@@ -77,6 +80,42 @@ pub trait ActivityRepository: Send + Sync {
     /// Brings the stored stock left down to the live values; never raises it, so stale or
     /// replayed syncs are harmless.
     async fn sync_stock(&self, id: ActivityId, counts: &StockCounts) -> RepoResult<()>;
+}
+
+/// How a deployment fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deploy {
+    Deployed,
+    /// An id of the deployment is already stored; nothing was written.
+    Taken(TakenId),
+}
+
+/// How a revision fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revise {
+    Revised,
+    /// The activity is no longer editing; nothing was written.
+    NotEditing,
+    /// An award id belongs to another strategy; nothing was written.
+    Taken(TakenId),
+}
+
+/// An id already in use by another activity, strategy or award.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TakenId {
+    Activity(ActivityId),
+    Strategy(StrategyId),
+    Award(AwardId),
+}
+
+impl std::fmt::Display for TakenId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Activity(id) => write!(f, "activity id {id}"),
+            Self::Strategy(id) => write!(f, "strategy id {id}"),
+            Self::Award(id) => write!(f, "award id {id}"),
+        }
+    }
 }
 
 /// Stock left of an activity and of each of its awards.

@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use lottery_activity::{
-    Action, Activity, ActivityFilter, ActivitySpec, ActivityState, Deployment, Page, UserTake,
-    WinOrder,
+    Action, Activity, ActivityFilter, ActivitySpec, ActivityState, Deploy, Deployment, Page,
+    Revise, TakenId, UserTake, WinOrder,
 };
 use lottery_award::{Award, AwardKind};
 use lottery_domain::{ActivityId, AwardId, StrategyId, TreeId, UserId};
@@ -121,22 +121,65 @@ impl Lottery {
         Deployment::new(activity, strategy, awards, &self.svc.registry).map_err(invalid)
     }
 
-    /// Deploys an activity with its strategy and awards, in `editing`.
+    /// Deploys an activity with its strategy and awards, in `editing`. Ids not supplied are
+    /// generated; a generated id that happens to be taken (date-based activity codes meet
+    /// within a busy day) is generated anew, while a supplied id that is taken is refused:
+    /// a deployment never changes another activity.
     pub async fn deploy(&self, cmd: DeployCommand, creator: &str) -> Result<Deployed, AppError> {
-        let activity_id = cmd
-            .activity_id
-            .unwrap_or_else(|| self.svc.ids.activity_id());
-        let strategy_id = cmd
-            .strategy_id
-            .unwrap_or_else(|| self.svc.ids.strategy_id());
-        let d = self.build_deployment(cmd, activity_id, strategy_id, creator)?;
-        self.svc.activities.deploy(&d).await?;
-        Ok(Deployed {
-            activity_id,
-            strategy_id,
-            award_ids: d.awards.iter().map(|a| a.id).collect(),
-            state: d.activity.state(),
-        })
+        const ATTEMPTS: usize = 16;
+        let supplied_awards: Vec<AwardId> = cmd
+            .strategy
+            .awards
+            .iter()
+            .filter_map(|a| a.award_id)
+            .collect();
+        let mut ids = (cmd.activity_id, cmd.strategy_id);
+        let mut award_ids = Vec::new();
+        for _ in 0..ATTEMPTS {
+            let activity_id = ids.0.unwrap_or_else(|| self.svc.ids.activity_id());
+            let strategy_id = ids.1.unwrap_or_else(|| self.svc.ids.strategy_id());
+            let mut attempt = cmd.clone();
+            for (spec, id) in attempt.strategy.awards.iter_mut().zip(&award_ids) {
+                spec.award_id = spec.award_id.or(Some(*id));
+            }
+            let d = self.build_deployment(attempt, activity_id, strategy_id, creator)?;
+            award_ids = d.awards.iter().map(|a| a.id).collect();
+            let taken = match self.svc.activities.deploy(&d).await? {
+                Deploy::Deployed => {
+                    return Ok(Deployed {
+                        activity_id,
+                        strategy_id,
+                        award_ids,
+                        state: d.activity.state(),
+                    });
+                }
+                Deploy::Taken(taken) => taken,
+            };
+            let supplied = match taken {
+                TakenId::Activity(_) => cmd.activity_id.is_some(),
+                TakenId::Strategy(_) => cmd.strategy_id.is_some(),
+                TakenId::Award(id) => supplied_awards.contains(&id),
+            };
+            if supplied {
+                return Err(AppError::Conflict(format!(
+                    "{taken} is already in use by another activity; leave it out to have one generated"
+                )));
+            }
+            // Keep what was generated, except the id that was taken (award ids stay in the
+            // order of the specs, which is the order of the deployment's awards).
+            match taken {
+                TakenId::Activity(_) => ids.1 = Some(strategy_id),
+                TakenId::Strategy(_) => ids.0 = Some(activity_id),
+                TakenId::Award(_) => {
+                    ids = (Some(activity_id), Some(strategy_id));
+                    // Award ids come from the snowflake: generate them all again.
+                    award_ids.clear();
+                }
+            }
+        }
+        Err(AppError::Unavailable(
+            "no free id could be generated for the deployment; retry".into(),
+        ))
     }
 
     /// Replaces an activity's content while it is being edited.
@@ -151,10 +194,18 @@ impl Lottery {
             return Err(invalid_state(current.state()));
         }
         let d = self.build_deployment(cmd, id, current.strategy_id(), creator)?;
-        if !self.svc.activities.revise(&d).await? {
-            return Err(AppError::Conflict(format!(
-                "activity {id} left editing while being revised"
-            )));
+        match self.svc.activities.revise(&d).await? {
+            Revise::Revised => {}
+            Revise::NotEditing => {
+                return Err(AppError::Conflict(format!(
+                    "activity {id} left editing while being revised"
+                )));
+            }
+            Revise::Taken(taken) => {
+                return Err(AppError::Conflict(format!(
+                    "{taken} belongs to another activity; leave it out to have one generated"
+                )));
+            }
         }
         self.changed(id).await;
         Ok(Deployed {

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::{Mode, award, command, world_with};
 use lottery_activity::{
-    Activity, ActivityFilter, ActivityRepository, ActivityState, Deployment, Page, StockCounts,
+    Activity, ActivityFilter, ActivityRepository, ActivityState, Deploy, Deployment, Page, Revise,
+    StockCounts,
 };
 use lottery_award::AwardKind;
 use lottery_domain::{ActivityId, RepoResult};
@@ -21,10 +22,10 @@ struct Counting {
 
 #[async_trait::async_trait]
 impl ActivityRepository for Counting {
-    async fn deploy(&self, d: &Deployment) -> RepoResult<()> {
+    async fn deploy(&self, d: &Deployment) -> RepoResult<Deploy> {
         self.inner.deploy(d).await
     }
-    async fn revise(&self, d: &Deployment) -> RepoResult<bool> {
+    async fn revise(&self, d: &Deployment) -> RepoResult<Revise> {
         self.inner.revise(d).await
     }
     async fn activity(&self, id: ActivityId) -> RepoResult<Option<Activity>> {

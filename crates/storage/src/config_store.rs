@@ -2,8 +2,8 @@
 
 use chrono::Utc;
 use lottery_activity::{
-    Activity, ActivityFilter, ActivityRepository, ActivitySpec, ActivityState, Deployment, Page,
-    StockCounts,
+    Activity, ActivityFilter, ActivityRepository, ActivitySpec, ActivityState, Deploy, Deployment,
+    Page, Revise, StockCounts, TakenId,
 };
 use lottery_award::{Award, AwardRepository};
 use lottery_domain::{ActivityId, AwardId, RepoError, RepoResult, StrategyId};
@@ -66,12 +66,43 @@ impl ConfigStore {
         Ok(())
     }
 
-    /// Inserts or replaces award definitions (an award keeps its id across revisions).
-    async fn upsert_awards(
-        &self,
+    /// Inserts new award definitions; an id already stored is a unique violation.
+    async fn insert_awards(
         tx: &mut Transaction<'static, Any>,
         awards: &[Award],
     ) -> Result<(), sqlx::Error> {
+        for a in awards {
+            sqlx::query("INSERT INTO award (award_id, kind, name, content) VALUES (?, ?, ?, ?)")
+                .bind(a.id.get())
+                .bind(a.kind.as_str())
+                .bind(a.name.as_str())
+                .bind(a.content.as_str())
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Inserts or replaces the awards of a strategy being revised, after checking that none
+    /// belongs to another strategy.
+    async fn replace_own_awards(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        strategy: StrategyId,
+        awards: &[Award],
+    ) -> Result<Option<TakenId>, sqlx::Error> {
+        for a in awards {
+            let other: Option<i64> = sqlx::query_scalar(
+                "SELECT strategy_id FROM strategy_award WHERE award_id = ? AND strategy_id <> ? LIMIT 1",
+            )
+            .bind(a.id.get())
+            .bind(strategy.get())
+            .fetch_optional(&mut **tx)
+            .await?;
+            if other.is_some() {
+                return Ok(Some(TakenId::Award(a.id)));
+            }
+        }
         let sql = format!(
             "INSERT INTO award (award_id, kind, name, content) VALUES (?, ?, ?, ?) {}",
             self.router
@@ -87,6 +118,73 @@ impl ConfigStore {
                 .execute(&mut **tx)
                 .await?;
         }
+        Ok(None)
+    }
+
+    /// Which id of a deployment that hit a unique key is already stored.
+    async fn taken_id(&self, d: &Deployment) -> RepoResult<Option<TakenId>> {
+        let pool = self.router.global();
+        let exists = |sql: &'static str, id: i64| async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+                .map(|found| found.is_some())
+                .map_err(repo)
+        };
+        let activity = d.activity.id();
+        if exists(
+            "SELECT 1 FROM activity WHERE activity_id = ?",
+            activity.get(),
+        )
+        .await?
+        {
+            return Ok(Some(TakenId::Activity(activity)));
+        }
+        let strategy = d.strategy.id();
+        if exists(
+            "SELECT 1 FROM strategy WHERE strategy_id = ?",
+            strategy.get(),
+        )
+        .await?
+        {
+            return Ok(Some(TakenId::Strategy(strategy)));
+        }
+        for a in &d.awards {
+            if exists("SELECT 1 FROM award WHERE award_id = ?", a.id.get()).await? {
+                return Ok(Some(TakenId::Award(a.id)));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn insert_deployment(
+        tx: &mut Transaction<'static, Any>,
+        d: &Deployment,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        Self::insert_awards(tx, &d.awards).await?;
+        Self::insert_parts(tx, d, now).await?;
+        let a = &d.activity;
+        sqlx::query(&format!(
+            "INSERT INTO activity ({ACTIVITY_COLUMNS}, stock_left, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(a.id().get())
+        .bind(a.name())
+        .bind(a.spec().description.as_str())
+        .bind(millis(a.begin()))
+        .bind(millis(a.end()))
+        .bind(i64::from(a.stock()))
+        .bind(i64::from(a.take_limit()))
+        .bind(a.strategy_id().get())
+        .bind(a.state().as_str())
+        .bind(a.creator())
+        .bind(i64::from(a.stock()))
+        .bind(now)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
         Ok(())
     }
 
@@ -296,36 +394,37 @@ fn award_from(row: &AnyRow) -> RepoResult<Award> {
 
 #[async_trait::async_trait]
 impl ActivityRepository for ConfigStore {
-    async fn deploy(&self, d: &Deployment) -> RepoResult<()> {
+    async fn deploy(&self, d: &Deployment) -> RepoResult<Deploy> {
         let now = millis(Utc::now());
-        let mut tx = self.router.global().begin().await.map_err(repo)?;
-        self.upsert_awards(&mut tx, &d.awards).await.map_err(repo)?;
-        Self::insert_parts(&mut tx, d, now).await.map_err(repo)?;
-        let a = &d.activity;
-        sqlx::query(&format!(
-            "INSERT INTO activity ({ACTIVITY_COLUMNS}, stock_left, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
-        .bind(a.id().get())
-        .bind(a.name())
-        .bind(a.spec().description.as_str())
-        .bind(millis(a.begin()))
-        .bind(millis(a.end()))
-        .bind(i64::from(a.stock()))
-        .bind(i64::from(a.take_limit()))
-        .bind(a.strategy_id().get())
-        .bind(a.state().as_str())
-        .bind(a.creator())
-        .bind(i64::from(a.stock()))
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(repo)?;
-        tx.commit().await.map_err(repo)
+        // Concurrent inserts of the same key can deadlock on MariaDB: run the whole
+        // transaction again, and classify a unique violation only once it is a plain clash.
+        let inserted = retrying(|| async {
+            let mut tx = self.router.global().begin().await?;
+            match Self::insert_deployment(&mut tx, d, now).await {
+                Ok(()) => tx.commit().await.map(|()| true),
+                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                    tx.rollback().await?;
+                    Ok(false)
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await?;
+        match inserted {
+            true => Ok(Deploy::Deployed),
+            false => {
+                match self.taken_id(d).await? {
+                    Some(taken) => Ok(Deploy::Taken(taken)),
+                    // The clashing row was gone again by the time it was looked for.
+                    None => Err(RepoError::Conflict(
+                        "the deployment clashed with a concurrent one".into(),
+                    )),
+                }
+            }
+        }
     }
 
-    async fn revise(&self, d: &Deployment) -> RepoResult<bool> {
+    async fn revise(&self, d: &Deployment) -> RepoResult<Revise> {
         let now = millis(Utc::now());
         let a = &d.activity;
         let mut tx = self.router.global().begin().await.map_err(repo)?;
@@ -350,7 +449,7 @@ impl ActivityRepository for ConfigStore {
         .map_err(repo)?;
         if updated.rows_affected() == 0 {
             tx.rollback().await.map_err(repo)?;
-            return Ok(false);
+            return Ok(Revise::NotEditing);
         }
         let s = &d.strategy;
         sqlx::query("UPDATE strategy SET mode = ?, fallback_award_id = ? WHERE strategy_id = ?")
@@ -365,12 +464,19 @@ impl ActivityRepository for ConfigStore {
             .execute(&mut *tx)
             .await
             .map_err(repo)?;
+        if let Some(taken) = self
+            .replace_own_awards(&mut tx, s.id(), &d.awards)
+            .await
+            .map_err(repo)?
+        {
+            tx.rollback().await.map_err(repo)?;
+            return Ok(Revise::Taken(taken));
+        }
         Self::insert_strategy_awards(&mut tx, s)
             .await
             .map_err(repo)?;
-        self.upsert_awards(&mut tx, &d.awards).await.map_err(repo)?;
         tx.commit().await.map_err(repo)?;
-        Ok(true)
+        Ok(Revise::Revised)
     }
 
     async fn activity(&self, id: ActivityId) -> RepoResult<Option<Activity>> {

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use common::{Backend, deployment, env, order, t0, take, user};
 use lottery_activity::{
-    ActivityFilter, ActivityRepository, ActivityState, ClaimFate, ClaimRef, Deployment, DrawRecord,
-    DrawRepository, OrderRepository, Page, RecordOutcome, StockCounts, TakeOutcome, TakeRepository,
-    TakeState,
+    ActivityFilter, ActivityRepository, ActivityState, ClaimFate, ClaimRef, Deploy, Deployment,
+    DrawRecord, DrawRepository, OrderRepository, Page, RecordOutcome, Revise, StockCounts,
+    TakeOutcome, TakeRepository, TakeState, TakenId,
 };
 use lottery_activity::{GrantRepository, JobLeases, OutboxRepository};
 use lottery_award::{AwardRepository, GrantState};
@@ -22,6 +22,7 @@ contract_tests!(
     migrations_are_idempotent,
     deploy_reads_back_whole,
     a_failed_deploy_leaves_nothing,
+    deployments_never_take_over_stored_ids,
     listing_filters_and_pages,
     state_changes_are_compare_and_set,
     running_and_due_activities_page_by_id,
@@ -101,12 +102,14 @@ async fn a_failed_deploy_leaves_nothing(b: Backend) {
         .deploy(&deployment(1, 7, "first"))
         .await
         .expect("deploy");
-    // Same strategy id again: the strategy insert fails after the awards were written.
+    // Same strategy id again: refused after the awards were written, and all rolled back.
     let clash = deployment(2, 7, "second");
-    assert!(matches!(
+    assert_eq!(
         store.deploy(&clash).await,
-        Err(RepoError::Conflict(_))
-    ));
+        Ok(Deploy::Taken(TakenId::Strategy(
+            StrategyId::new(7).expect("id")
+        )))
+    );
     assert_eq!(
         store
             .activity(ActivityId::new(2).expect("id"))
@@ -120,6 +123,86 @@ async fn a_failed_deploy_leaves_nothing(b: Backend) {
         .expect("read")
         .expect("kept");
     assert_eq!(first.name(), "first");
+}
+
+/// A deployment reusing ids of a stored one is refused whole and changes nothing: neither
+/// the other activity nor its strategy nor its prizes.
+async fn deployments_never_take_over_stored_ids(b: Backend) {
+    let e = env(b, 1, 2).await;
+    let store = e.storage.config();
+    let original = deployment(1, 7, "running");
+    store.deploy(&original).await.expect("deploy");
+    let phone = original.awards[0].id;
+
+    // Another activity and strategy, but the running one's phone, renamed.
+    let mut thief = deployment(2, 8, "thief");
+    thief.awards[0] = lottery_award::Award::new(
+        phone,
+        lottery_award::AwardKind::DESCRIPTION,
+        "WORTHLESS",
+        "nothing",
+    )
+    .expect("award");
+    assert_eq!(
+        store.deploy(&thief).await,
+        Ok(Deploy::Taken(TakenId::Award(phone)))
+    );
+    // Its activity id, with everything else new.
+    assert!(matches!(
+        store.deploy(&deployment(1, 9, "same id")).await,
+        Ok(Deploy::Taken(TakenId::Activity(_)))
+    ));
+    for id in [2, 9] {
+        assert_eq!(
+            store
+                .activity(ActivityId::new(id).expect("id"))
+                .await
+                .expect("read"),
+            None
+        );
+    }
+    assert_eq!(
+        store.award(phone).await.expect("read"),
+        Some(original.awards[0].clone()),
+        "the running activity's prize is unchanged"
+    );
+
+    // A revision of an editing activity cannot take another activity's prize either.
+    let mut other = deployment(3, 10, "other");
+    store.deploy(&other).await.expect("deploy");
+    other.awards[0] = thief.awards[0].clone();
+    let strategy_awards: Vec<_> = other
+        .strategy
+        .awards()
+        .iter()
+        .enumerate()
+        .map(|(i, a)| lottery_strategy::StrategyAward {
+            award_id: if i == 0 { phone } else { a.award_id },
+            rate: a.rate,
+            count: a.count,
+        })
+        .collect();
+    let revised = Deployment::new(
+        other.activity.clone(),
+        lottery_strategy::Strategy::new(
+            other.strategy.id(),
+            other.strategy.mode(),
+            strategy_awards,
+            None,
+        )
+        .expect("strategy"),
+        other.awards.clone(),
+        &lottery_award::AwardRegistry::with_builtins(),
+    )
+    .expect("deployment");
+    assert_eq!(
+        store.revise(&revised).await,
+        Ok(Revise::Taken(TakenId::Award(phone)))
+    );
+    assert_eq!(
+        store.award(phone).await.expect("read"),
+        Some(original.awards[0].clone())
+    );
 }
 
 async fn listing_filters_and_pages(b: Backend) {
@@ -280,7 +363,7 @@ async fn revisions_only_while_editing(b: Backend) {
         .await
         .expect("deploy");
     let revised = deployment(1, 7, "after");
-    assert!(store.revise(&revised).await.expect("revise"));
+    assert_eq!(store.revise(&revised).await, Ok(Revise::Revised));
     let a = store
         .activity(ActivityId::new(1).expect("id"))
         .await
@@ -302,11 +385,9 @@ async fn revisions_only_while_editing(b: Backend) {
         )
         .await
         .expect("cas");
-    assert!(
-        !store
-            .revise(&deployment(1, 7, "too late"))
-            .await
-            .expect("revise")
+    assert_eq!(
+        store.revise(&deployment(1, 7, "too late")).await,
+        Ok(Revise::NotEditing)
     );
     let a = store
         .activity(ActivityId::new(1).expect("id"))
