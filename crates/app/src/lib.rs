@@ -8,6 +8,7 @@ mod commands;
 mod delivery;
 mod draw;
 mod error;
+mod identity;
 mod inflight;
 mod reconcile;
 mod scheduler;
@@ -32,6 +33,7 @@ pub use commands::{AwardSpec, DeployCommand, Deployed, StrategySpec, UserActivit
 pub use delivery::{AwardDelivery, InProcessBus, OutboxRelay, RelayOptions, RelayReport};
 pub use draw::{DEFAULT_DRAW_DEADLINE, DrawOutcome, DrawRequest, DrawResult};
 pub use error::AppError;
+pub use identity::WorkerIdentity;
 pub use reconcile::{ReconcileReport, Reconciler};
 pub use scheduler::{Job, JobReport, ReportHook, Scheduler, SchedulerOptions};
 pub use simulate::{Simulation, SimulationRow};

@@ -148,9 +148,11 @@ async fn pipeline(lottery: &Lottery, users: usize, seconds: u64) -> f64 {
 }
 
 async fn run_pipeline(storage: &Storage, stock: Arc<dyn StockLedger>, label: &str, users: usize) {
-    let Ok(svc) = lottery_server::compose::services(&Config::default(), storage, stock) else {
+    let Ok(identity) = lottery_server::compose::identity(&Config::default(), storage).await else {
+        eprintln!("no worker id lease for {label}");
         return;
     };
+    let svc = lottery_server::compose::services(storage, stock, identity.ids());
     let lottery = Lottery::new(svc);
     let mut rates = Vec::new();
     for _ in 0..RUNS {

@@ -15,6 +15,10 @@ pub enum IdGenError {
     /// 41 bits of milliseconds from 2024 last until 2093.
     #[error("snowflake timestamps are exhausted: the clock is past the 41-bit range")]
     Exhausted,
+    /// The instance holds no lease on its worker id (lost, or not renewed in time): no id is
+    /// issued, since another instance may hold the same worker id now.
+    #[error("this instance holds no worker id lease; no ids until it holds one again")]
+    NoWorkerLease,
     #[error(transparent)]
     Invalid(#[from] IdError),
 }

@@ -1,4 +1,5 @@
 use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
@@ -67,8 +68,34 @@ impl SnowflakeParts {
     }
 }
 
+/// Until when a leased worker id may issue ids (Unix milliseconds), shared between the
+/// generator and whoever renews the lease. Ids stop when it runs out, so an instance that
+/// lost its lease can never issue an id that another holder of the same worker id issues.
+#[derive(Debug, Default)]
+pub struct Validity(AtomicI64);
+
+impl Validity {
+    pub fn new(until_unix_ms: i64) -> Self {
+        Self(AtomicI64::new(until_unix_ms))
+    }
+
+    pub fn until(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Moves the end of validity (forward on renewal; anywhere on a new lease).
+    pub fn set(&self, until_unix_ms: i64) {
+        self.0.store(until_unix_ms, Ordering::SeqCst);
+    }
+
+    pub fn holds_at(&self, unix_ms: i64) -> bool {
+        unix_ms <= self.until()
+    }
+}
+
 #[derive(Debug)]
 struct State {
+    worker: u16,
     /// The latest wall-clock reading seen (ms since the epoch), to detect the clock going back.
     last_wall: i64,
     /// The millisecond of the last id issued; ahead of `last_wall` after a sequence overflow.
@@ -84,53 +111,105 @@ struct State {
 /// blocks; the borrowed time is paid back as the wall clock catches up. It refuses to issue
 /// ids while the wall clock reads earlier than a previous reading.
 pub struct Snowflake {
-    worker: u16,
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
+    /// For a leased worker id: until when it may issue ids.
+    validity: Option<Arc<Validity>>,
+}
+
+fn checked_worker(worker_id: u32) -> Result<u16, IdGenError> {
+    u16::try_from(worker_id)
+        .ok()
+        .filter(|&w| u32::from(w) <= MAX_WORKER_ID)
+        .ok_or(IdGenError::WorkerIdOutOfRange {
+            worker_id,
+            max: MAX_WORKER_ID,
+        })
 }
 
 impl Snowflake {
     /// `worker_id` must be unique among the processes sharing an id space (0..=1023).
     pub fn new(worker_id: u32, clock: Arc<dyn Clock>) -> Result<Self, IdGenError> {
-        let worker = u16::try_from(worker_id)
-            .ok()
-            .filter(|&w| u32::from(w) <= MAX_WORKER_ID)
-            .ok_or(IdGenError::WorkerIdOutOfRange {
-                worker_id,
-                max: MAX_WORKER_ID,
-            })?;
         Ok(Self {
-            worker,
             clock,
             state: Mutex::new(State {
+                worker: checked_worker(worker_id)?,
                 last_wall: i64::MIN,
                 logical: -1,
                 sequence: 0,
             }),
+            validity: None,
         })
     }
 
+    /// A generator for a leased worker id. `floor_unix_ms` is the highest millisecond the
+    /// id's previous holders may have issued ids at: every id of this generator lies above
+    /// it, however far the wall clock reads behind (it borrows milliseconds ahead, as after
+    /// a sequence overflow). Ids are issued only while `validity` holds.
+    pub fn leased(
+        worker_id: u32,
+        clock: Arc<dyn Clock>,
+        floor_unix_ms: i64,
+        validity: Arc<Validity>,
+    ) -> Result<Self, IdGenError> {
+        let ids = Self {
+            validity: Some(validity),
+            ..Self::new(worker_id, clock)?
+        };
+        ids.rebase(worker_id, floor_unix_ms)?;
+        Ok(ids)
+    }
+
+    /// Switches to another leased worker id, whose previous holders issued ids at or below
+    /// `floor_unix_ms`. Ids keep increasing.
+    pub fn rebase(&self, worker_id: u32, floor_unix_ms: i64) -> Result<(), IdGenError> {
+        let worker = checked_worker(worker_id)?;
+        let mut state = self.lock();
+        state.worker = worker;
+        // The next id is at the millisecond after the floor (or later), never at it.
+        state.logical = state.logical.max(floor_unix_ms - EPOCH_MILLIS);
+        state.sequence = MAX_SEQUENCE;
+        Ok(())
+    }
+
     pub fn worker_id(&self) -> u16 {
-        self.worker
+        self.lock().worker
+    }
+
+    /// The millisecond (Unix) of the last id issued, or of the floor: what a lease records
+    /// so that the next holder of this worker id starts above it.
+    pub fn high_water_unix_ms(&self) -> i64 {
+        EPOCH_MILLIS + self.lock().logical.max(0)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Nothing below can panic midway through an update, so a poisoned lock still guards
+        // a consistent state.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The next id: positive and greater than every id this generator issued before.
     pub fn next_id(&self) -> Result<i64, IdGenError> {
-        // Nothing below can panic midway through an update, so a poisoned lock still guards a
-        // consistent state.
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.lock();
         // Read the clock under the lock: a reading taken before it could be older than one
         // another thread has already recorded, which would look like the clock going back.
         let now = self.clock.now();
+        if let Some(validity) = &self.validity
+            && !validity.holds_at(now.timestamp_millis())
+        {
+            return Err(IdGenError::NoWorkerLease);
+        }
         let wall = now.timestamp_millis() - EPOCH_MILLIS;
         if wall < 0 {
             return Err(IdGenError::BeforeEpoch { now });
         }
-        if wall < state.last_wall {
+        // A leased generator borrows ahead of a clock that went back instead of refusing:
+        // its floor and its own last id keep the ids unique and increasing.
+        if wall < state.last_wall && self.validity.is_none() {
             let by_ms = state.last_wall.abs_diff(wall);
             return Err(IdGenError::ClockMovedBackwards { by_ms });
         }
-        state.last_wall = wall;
+        state.last_wall = state.last_wall.max(wall);
 
         let (millis, sequence) = if wall > state.logical {
             (wall, 0)
@@ -140,14 +219,14 @@ impl Snowflake {
             (state.logical + 1, 0)
         };
         // The very first slot of worker 0 would be id 0, which is not a valid id.
-        let sequence = if millis == 0 && sequence == 0 && self.worker == 0 {
+        let sequence = if millis == 0 && sequence == 0 && state.worker == 0 {
             1
         } else {
             sequence
         };
         let parts = SnowflakeParts {
             millis: millis as u64,
-            worker: self.worker,
+            worker: state.worker,
             sequence,
         };
         let id = parts.encode().ok_or(IdGenError::Exhausted)?;
@@ -165,7 +244,7 @@ impl Snowflake {
 impl fmt::Debug for Snowflake {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Snowflake")
-            .field("worker", &self.worker)
+            .field("worker", &self.worker_id())
             .finish_non_exhaustive()
     }
 }

@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use lottery_domain::{ActivityId, AwardId, Clock, OrderId, StrategyId, TakeId, TreeId};
 
-use crate::{IdGenError, RandomNumber11, ShortCode, Snowflake};
+use crate::{IdGenError, RandomNumber11, ShortCode, Snowflake, Validity};
 
 /// Where the application gets new ids. Take, order, award and tree ids are time-ordered and
 /// can fail (see [`IdGenError`]); activity and strategy ids are random codes that always
@@ -43,6 +43,20 @@ impl Generators {
             short_code: ShortCode::with_seed(clock, seed),
             // A different stream, so the two random parts are not correlated.
             number11: RandomNumber11::with_seed(seed ^ 0x9E37_79B9_7F4A_7C15),
+        })
+    }
+
+    /// Generators on a leased worker id: see [`Snowflake::leased`].
+    pub fn leased(
+        worker_id: u32,
+        clock: Arc<dyn Clock>,
+        floor_unix_ms: i64,
+        validity: Arc<Validity>,
+    ) -> Result<Self, IdGenError> {
+        Ok(Self {
+            snowflake: Snowflake::leased(worker_id, clock.clone(), floor_unix_ms, validity)?,
+            short_code: ShortCode::new(clock),
+            number11: RandomNumber11::new(),
         })
     }
 

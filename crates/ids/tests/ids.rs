@@ -7,8 +7,8 @@ use std::thread;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use lottery_domain::{Clock, FixedClock};
 use lottery_ids::{
-    Generators, IdGenError, IdSource, MAX_SEQUENCE, RandomNumber11, ShortCode, Snowflake,
-    SnowflakeParts, epoch,
+    EPOCH_MILLIS, Generators, IdGenError, IdSource, MAX_SEQUENCE, RandomNumber11, ShortCode,
+    Snowflake, SnowflakeParts, Validity, epoch,
 };
 use proptest::prelude::*;
 use rand::SeedableRng;
@@ -262,5 +262,112 @@ proptest! {
         let code = ShortCode::generate(day, &mut rng).to_string();
         prop_assert_eq!(code.len(), 12);
         prop_assert!(code.starts_with(&day.format("%y%m%d").to_string()));
+    }
+}
+
+/// A leased generator whose lease holds for an hour after `clock`'s reading.
+fn leased(
+    worker: u32,
+    clock: &Arc<FixedClock>,
+    floor: DateTime<Utc>,
+) -> (Snowflake, Arc<Validity>) {
+    let validity = Arc::new(Validity::new(
+        (clock.now() + Duration::hours(1)).timestamp_millis(),
+    ));
+    let ids = Snowflake::leased(
+        worker,
+        clock.clone(),
+        floor.timestamp_millis(),
+        validity.clone(),
+    )
+    .expect("leased");
+    (ids, validity)
+}
+
+fn unix_ms(id: i64) -> i64 {
+    EPOCH_MILLIS + SnowflakeParts::decode(id).expect("id").millis as i64
+}
+
+#[test]
+fn a_new_holder_issues_above_the_previous_holders_high_water_after_the_clock_stepped_back() {
+    let clock = clock();
+    // The previous holder of worker 5 issued ids until 10 minutes from now; then the clock
+    // was stepped back and the instance restarted.
+    let previous = Snowflake::new(5, clock.clone()).expect("worker");
+    clock.advance(Duration::minutes(10));
+    let before: Vec<i64> = (0..5_000)
+        .map(|_| previous.next_id().expect("id"))
+        .collect();
+    let high_water = previous.high_water_unix_ms();
+    clock.advance(Duration::minutes(-10));
+    let (ids, _) = leased(
+        5,
+        &clock,
+        DateTime::from_timestamp_millis(high_water).expect("ms"),
+    );
+    let after: Vec<i64> = (0..5_000).map(|_| ids.next_id().expect("id")).collect();
+    let seen: HashSet<i64> = before.iter().copied().collect();
+    assert!(
+        after.iter().all(|id| !seen.contains(id)),
+        "no id issued twice"
+    );
+    assert!(after.iter().all(|id| unix_ms(*id) > high_water));
+    assert!(after.windows(2).all(|w| w[0] < w[1]), "still increasing");
+}
+
+#[test]
+fn a_leased_generator_borrows_ahead_when_its_clock_goes_back() {
+    let clock = clock();
+    let (ids, _) = leased(3, &clock, clock.now() - Duration::hours(1));
+    let first = ids.next_id().expect("id");
+    clock.advance(Duration::seconds(-30));
+    let second = ids.next_id().expect("a leased generator does not refuse");
+    assert!(second > first);
+}
+
+#[test]
+fn no_ids_without_a_valid_lease() {
+    let clock = clock();
+    let (ids, validity) = leased(3, &clock, clock.now());
+    assert!(ids.next_id().is_ok());
+    validity.set(clock.now().timestamp_millis() - 1);
+    assert_eq!(ids.next_id(), Err(IdGenError::NoWorkerLease));
+    validity.set(clock.now().timestamp_millis() + 1_000);
+    assert!(ids.next_id().is_ok(), "ids again once the lease is renewed");
+}
+
+#[test]
+fn rebasing_on_another_worker_keeps_ids_increasing_and_above_its_floor() {
+    let clock = clock();
+    let (ids, _) = leased(3, &clock, clock.now());
+    let last = ids.next_id().expect("id");
+    let floor = clock.now() + Duration::seconds(5);
+    ids.rebase(9, floor.timestamp_millis()).expect("rebase");
+    let next = ids.next_id().expect("id");
+    assert!(next > last);
+    let parts = SnowflakeParts::decode(next).expect("parts");
+    assert_eq!(parts.worker, 9);
+    assert!(unix_ms(next) > floor.timestamp_millis());
+    assert_eq!(ids.worker_id(), 9);
+    assert!(ids.rebase(1024, 0).is_err());
+}
+
+proptest! {
+    #[test]
+    fn leased_ids_always_lie_above_the_floor(
+        floor_offset_ms in -3_600_000i64..3_600_000,
+        steps in proptest::collection::vec(-2_000i64..2_000, 1..50),
+    ) {
+        let clock = clock();
+        let floor = clock.now() + Duration::milliseconds(floor_offset_ms);
+        let (ids, _) = leased(7, &clock, floor);
+        let mut last = 0;
+        for step in steps {
+            clock.advance(Duration::milliseconds(step));
+            let id = ids.next_id().expect("id");
+            prop_assert!(id > last);
+            prop_assert!(unix_ms(id) > floor.timestamp_millis());
+            last = id;
+        }
     }
 }

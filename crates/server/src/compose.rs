@@ -8,11 +8,11 @@ use db_router::RouterConfig;
 use lottery_activity::{EventPublisher, MessageHandler, StockLedger, Topic};
 use lottery_app::{
     AwardDelivery, InProcessBus, Lottery, OutboxRelay, RelayOptions, Scheduler, SchedulerOptions,
-    Services,
+    Services, WorkerIdentity,
 };
 use lottery_award::AwardRegistry;
 use lottery_domain::{ActivityId, SystemClock};
-use lottery_ids::Generators;
+use lottery_ids::IdSource;
 use lottery_mq::{AmqpConsumer, AmqpPublisher, MqAdmin, MqConfig};
 use lottery_stock::{MemoryLedger, RedisLedger, RedisLedgerOptions};
 use lottery_storage::{BatchOptions, Storage};
@@ -206,15 +206,14 @@ async fn check_redis(stock: &RedisLedger) -> Result<(), StartError> {
     Ok(())
 }
 
-/// The use cases' ports over `storage` and `stock`.
+/// The use cases' ports over `storage`, `stock` and the id source.
 pub fn services(
-    config: &Config,
     storage: &Storage,
     stock: Arc<dyn StockLedger>,
-) -> Result<Services, StartError> {
-    let clock = Arc::new(SystemClock);
+    ids: Arc<dyn IdSource>,
+) -> Services {
     let store = Arc::new(storage.config());
-    Ok(Services {
+    Services {
         activities: store.clone(),
         strategies: store.clone(),
         awards: store,
@@ -226,16 +225,36 @@ pub fn services(
         grants: Arc::new(storage.orders()),
         leases: Arc::new(storage.leases()),
         stock,
-        clock: clock.clone(),
-        ids: Arc::new(
-            Generators::new(config.worker_id, clock).map_err(|e| StartError::Ids(e.to_string()))?,
-        ),
+        clock: Arc::new(SystemClock),
+        ids,
         registry: AwardRegistry::with_builtins(),
-    })
+    }
+}
+
+/// Leases this process's snowflake worker id (see [`WorkerIdentity`]).
+pub async fn identity(
+    config: &Config,
+    storage: &Storage,
+) -> Result<Arc<WorkerIdentity>, StartError> {
+    let holder = format!(
+        "{}-{}-{:08x}",
+        hostname(),
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    WorkerIdentity::acquire(
+        Arc::new(storage.leases()),
+        Arc::new(SystemClock),
+        holder,
+        Duration::from_millis(config.worker_lease_ttl_ms),
+    )
+    .await
+    .map_err(|e| StartError::Ids(e.to_string()))
 }
 
 struct ServiceProbe {
     storage: Storage,
+    identity: Arc<WorkerIdentity>,
     stock: Arc<dyn StockLedger>,
     amqp: Option<(Arc<AmqpPublisher>, MqConfig)>,
 }
@@ -246,6 +265,9 @@ impl Probe for ServiceProbe {
         let mut out = Vec::new();
         let db = sqlx_ping(&self.storage).await;
         out.push(("database".to_owned(), db));
+        let ids = (!self.identity.holds())
+            .then(|| "this instance holds no worker id lease; it cannot issue ids".to_owned());
+        out.push(("ids".to_owned(), ids));
         // Any read reaches the store; an unknown activity is a fine probe.
         let stock = match ActivityId::new(1) {
             Ok(id) => self.stock.stock_left(id).await.err().map(|e| e.to_string()),
@@ -308,7 +330,8 @@ pub async fn build(config: &Config, role: Role) -> Result<Built, StartError> {
         storage.migrate().await?;
     }
     let backends = backends(config).await?;
-    let svc = services(config, &storage, backends.stock.clone())?;
+    let identity = identity(config, &storage).await?;
+    let svc = services(&storage, backends.stock.clone(), identity.ids());
     // Callers are answered before the request times out; the draw itself runs to its end.
     let deadline = Duration::from_millis(config.http.request_timeout_ms.saturating_mul(4) / 5);
     let mut lottery = Lottery::new(svc.clone()).with_draw_deadline(deadline);
@@ -334,7 +357,8 @@ pub async fn build(config: &Config, role: Role) -> Result<Built, StartError> {
         )),
     };
     let (stop, stopped) = watch::channel(false);
-    let mut workers = Vec::new();
+    // Every role issues ids (draws, deployments, grants): the lease is renewed for all.
+    let mut workers = vec![tokio::spawn(identity.clone().run(stopped.clone()))];
     if matches!(role, Role::Worker | Role::All) {
         let relay = OutboxRelay::new(svc.clone(), publisher, RelayOptions::default());
         let options = SchedulerOptions {
@@ -368,6 +392,7 @@ pub async fn build(config: &Config, role: Role) -> Result<Built, StartError> {
     let keys = Arc::new(keys(config)?);
     let probe = Arc::new(ServiceProbe {
         storage: storage.clone(),
+        identity,
         stock: backends.stock.clone(),
         amqp: backends.amqp.clone(),
     });

@@ -17,8 +17,13 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
-    /// Snowflake worker id: unique per running instance in cluster mode.
-    pub worker_id: u32,
+    /// No longer set here: every instance leases a unique worker id at start. Kept only to
+    /// tell configurations that still set it what to do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<u32>,
+    /// How long an instance's worker id lease lasts without renewal (renewed every third of
+    /// it): after a crash, the id is free again this long after the last renewal.
+    pub worker_lease_ttl_ms: u64,
     pub embedded: EmbeddedConfig,
     pub database: Option<DatabaseConfig>,
     pub redis: Option<RedisConfig>,
@@ -135,7 +140,8 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("data"),
-            worker_id: 1,
+            worker_id: None,
+            worker_lease_ttl_ms: 10_000,
             embedded: EmbeddedConfig::default(),
             database: None,
             redis: None,
@@ -258,11 +264,17 @@ impl Config {
                 ));
             }
         }
-        if self.worker_id > lottery_ids::MAX_WORKER_ID {
-            return Err(ConfigError::Invalid(format!(
-                "worker_id must be at most {}",
-                lottery_ids::MAX_WORKER_ID
-            )));
+        if self.worker_id.is_some() {
+            return Err(ConfigError::Invalid(
+                "worker_id is no longer configured: every instance leases a unique one at start \
+                 (see docs/operations.md); remove it from the configuration"
+                    .into(),
+            ));
+        }
+        if self.worker_lease_ttl_ms < 3_000 {
+            return Err(ConfigError::Invalid(
+                "worker_lease_ttl_ms must be at least 3000".into(),
+            ));
         }
         if self.http.draws_per_second == 0 || self.http.draw_burst == 0 {
             return Err(ConfigError::Invalid(
@@ -276,6 +288,16 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_configured_worker_id_is_refused_with_what_to_do() {
+        let c = Config {
+            worker_id: Some(1),
+            ..Config::default()
+        };
+        let e = c.validate().expect_err("worker ids are leased");
+        assert!(e.to_string().contains("leases a unique one"), "{e}");
+    }
 
     #[test]
     fn no_configuration_means_embedded() {

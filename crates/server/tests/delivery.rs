@@ -74,12 +74,14 @@ impl World {
         rc.acquire_timeout_ms = 30_000;
         let storage = Storage::connect(&rc).await.expect("storage");
         storage.migrate().await.expect("migrate");
+        let identity = lottery_server::compose::identity(&Config::default(), &storage)
+            .await
+            .expect("worker id");
         let mut svc = lottery_server::compose::services(
-            &Config::default(),
             &storage,
             Arc::new(MemoryLedger::new()),
-        )
-        .expect("services");
+            identity.ids(),
+        );
         let counted = Arc::new(Counted::default());
         svc.registry
             .register(counted.clone())
@@ -473,7 +475,7 @@ async fn killing_the_worker_process_loses_nothing_and_grants_nothing_twice() {
     std::fs::write(
         &config,
         format!(
-            "worker_id = 9\n[database]\nglobal_url = {:?}\nshard_urls = [{:?}, {:?}]\ntables = 4\n[redis]\nurl = {redis:?}\nprefix = {:?}\n\
+            "[database]\nglobal_url = {:?}\nshard_urls = [{:?}, {:?}]\ntables = 4\n[redis]\nurl = {redis:?}\nprefix = {:?}\n\
              [amqp]\nurl = {:?}\nexchange = {:?}\nqueue_prefix = {:?}\nprefetch = 16\n[auth]\njwt_secret = \"a-worker-test-secret-that-is-long-enough\"\n\
              [workers]\nrelay_interval_ms = 50\n",
             w.urls[0], w.urls[1], w.urls[2], unique_name("kill"), w.mq.url, w.mq.exchange, w.mq.queue_prefix

@@ -49,6 +49,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../../migrations/sqlite/0001_shard_table.sql"),
     },
     Migration {
+        version: 2,
+        scope: Scope::Global,
+        mysql: include_str!("../../../migrations/mysql/0002_global.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0002_global.sql"),
+    },
+    Migration {
         version: 3,
         scope: Scope::Global,
         mysql: include_str!("../../../migrations/mysql/0003_global.sql"),

@@ -23,6 +23,7 @@ contract_tests!(
     deploy_reads_back_whole,
     a_failed_deploy_leaves_nothing,
     deployments_never_take_over_stored_ids,
+    worker_leases_are_unique_expire_and_keep_their_high_water,
     listing_filters_and_pages,
     state_changes_are_compare_and_set,
     running_and_due_activities_page_by_id,
@@ -1273,4 +1274,73 @@ async fn job_leases_have_one_holder(b: Backend) {
         }
     }
     assert_eq!(winners, 1);
+}
+
+async fn worker_leases_are_unique_expire_and_keep_their_high_water(b: Backend) {
+    use lottery_ids::{AcquiredWorker, WorkerLeases};
+    let e = env(b, 1, 1).await;
+    let leases = e.storage.leases();
+    let now = 1_800_000_000_000i64;
+    let got = |worker_id, high_water_unix_ms| {
+        Ok(Some(AcquiredWorker {
+            worker_id,
+            high_water_unix_ms,
+        }))
+    };
+    assert_eq!(leases.acquire("a", now, now + 10_000).await, got(0, 0));
+    assert_eq!(leases.acquire("b", now, now + 10_000).await, got(1, 0));
+    // Only the holder renews.
+    assert_eq!(leases.renew(0, "b", now + 20_000, 1).await, Ok(false));
+    assert_eq!(
+        leases.renew(0, "a", now + 20_000, now + 25_000).await,
+        Ok(true)
+    );
+    // Once both expired, the lowest is taken over with its high water; its old holder has
+    // lost it.
+    let later = now + 30_000;
+    assert_eq!(
+        leases.acquire("c", later, later + 10_000).await,
+        got(0, now + 25_000)
+    );
+    assert_eq!(leases.renew(0, "a", later + 20_000, 0).await, Ok(false));
+    // A released id is free at once and keeps the high water recorded on release.
+    WorkerLeases::release(&leases, 1, "b", now + 9_000)
+        .await
+        .expect("release");
+    assert_eq!(
+        leases.acquire("d", now + 1, now + 10_000).await,
+        got(1, now + 9_000)
+    );
+
+    // Racing instances never share an id.
+    let racers: Vec<_> = (0..20)
+        .map(|i| {
+            let leases = leases.clone();
+            tokio::spawn(async move {
+                leases
+                    .acquire(&format!("racer-{i}"), later, later + 60_000)
+                    .await
+                    .expect("acquire")
+                    .expect("a free id")
+                    .worker_id
+            })
+        })
+        .collect();
+    let mut ids = HashSet::new();
+    for r in racers {
+        assert!(ids.insert(r.await.expect("task")), "an id given twice");
+    }
+    assert_eq!(ids.len(), 20);
+
+    // With every id held, there is none to give.
+    while leases
+        .acquire("filler", later, later + 60_000)
+        .await
+        .expect("acquire")
+        .is_some()
+    {}
+    assert_eq!(
+        leases.acquire("late", later, later + 60_000).await,
+        Ok(None)
+    );
 }

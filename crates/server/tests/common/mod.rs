@@ -84,7 +84,7 @@ impl App {
                 mq.queue_prefix = name.clone();
                 amqp_config = Some(mq);
                 let toml = format!(
-                    "worker_id = 7\n[database]\nglobal_url = {g:?}\nshard_urls = [{s1:?}, {s2:?}]\ntables = 4\n\
+                    "[database]\nglobal_url = {g:?}\nshard_urls = [{s1:?}, {s2:?}]\ntables = 4\n\
                      [redis]\nurl = {redis:?}\nprefix = {name:?}\n\
                      [amqp]\nurl = {amqp:?}\nexchange = \"{name}.events\"\nqueue_prefix = {name:?}\n\
                      [auth]\njwt_secret = \"an-end-to-end-test-secret-of-enough-length\"\n",

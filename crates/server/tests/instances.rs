@@ -1,0 +1,127 @@
+//! Instances started from one configuration file each lease a worker id of their own, so
+//! the ids they generate never meet and the stock claims keyed by them never mix.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{App, Mode, open_window};
+use futures::StreamExt;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const USERS: usize = 3_000;
+
+/// Orders and takes straight from the shard databases.
+async fn stored(app: &App, activity: &str) -> (Vec<i64>, Vec<i64>) {
+    let mut takes = Vec::new();
+    let mut orders = Vec::new();
+    let id = activity.parse::<i64>().expect("id");
+    for url in &app.database_urls()[1..] {
+        let pool = sqlx::MySqlPool::connect(url).await.expect("shard");
+        for table in 0..4 {
+            let t: Vec<i64> = sqlx::query_scalar(&format!(
+                "SELECT take_id FROM user_take_{table:03} WHERE activity_id = ? AND state <> 'void'"
+            ))
+            .bind(id)
+            .fetch_all(&pool)
+            .await
+            .expect("takes");
+            takes.extend(t);
+            let o: Vec<i64> = sqlx::query_scalar(&format!(
+                "SELECT order_id FROM win_order_{table:03} WHERE activity_id = ?"
+            ))
+            .bind(id)
+            .fetch_all(&pool)
+            .await
+            .expect("orders");
+            orders.extend(o);
+        }
+        pool.close().await;
+    }
+    (takes, orders)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs MariaDB, Redis and RabbitMQ"]
+async fn two_instances_from_one_configuration_never_oversell() {
+    let first = App::spawn(Mode::Cluster).await;
+    let second = first.spawn_peer(&[]).await;
+    let (begin, end) = open_window();
+    // Every draw aims at the one award: 100 of them, for 3,000 users.
+    let body = json!({
+        "name": "Two instances", "begin_time": begin, "end_time": end,
+        "stock": USERS, "take_limit": 1,
+        "strategy": {"mode": "single", "awards": [
+            {"type": "coupon", "name": "Coupon", "content": "C", "count": 100, "rate": "1"}]}
+    });
+    let (activity, _) = first.running_activity(body).await;
+    let tokens: Vec<String> = futures::stream::iter(0..USERS)
+        .map(|i| {
+            let first = &first;
+            async move { first.user(&format!("p{i}")).await }
+        })
+        .buffered(16)
+        .collect()
+        .await;
+    let answers: Vec<(StatusCode, Value)> = futures::stream::iter(0..USERS)
+        .map(|i| {
+            let app = if i % 2 == 0 { &first } else { &second };
+            let (token, path) = (&tokens[i], format!("/api/v1/activities/{activity}/draw"));
+            async move {
+                let resp = app
+                    .raw(
+                        Method::POST,
+                        &path,
+                        Some(token),
+                        None,
+                        &[("Idempotency-Key", "k")],
+                    )
+                    .await;
+                let status = resp.status();
+                (status, resp.json().await.unwrap_or(Value::Null))
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let server_errors: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| s.is_server_error())
+        .map(|(_, v)| v)
+        .collect();
+    assert!(
+        server_errors.is_empty(),
+        "{} 5xx, e.g. {:?}",
+        server_errors.len(),
+        server_errors.first()
+    );
+    let wins: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, v)| *s == StatusCode::OK && v["result"] == "win")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(wins.len(), 100, "wins answered");
+    let (takes, orders) = stored(&first, &activity).await;
+    assert_eq!(orders.len(), 100, "orders stored");
+    assert_eq!(takes.len(), USERS, "one take per user");
+    assert_eq!(
+        takes.iter().collect::<HashSet<_>>().len(),
+        takes.len(),
+        "no take id twice"
+    );
+    assert_eq!(
+        orders.iter().collect::<HashSet<_>>().len(),
+        orders.len(),
+        "no order id twice"
+    );
+    // Every answered win is the stored order of that take.
+    let stored_orders: HashSet<String> = orders.iter().map(i64::to_string).collect();
+    for w in wins {
+        let order = w["order_id"].as_str().expect("order id");
+        assert!(
+            stored_orders.contains(order),
+            "answered order {order} is stored"
+        );
+    }
+}
