@@ -136,10 +136,11 @@ impl Scheduler {
     /// Runs `job` once if this instance holds (or takes) its lease.
     pub async fn run_job(&self, job: Job) -> Result<Option<usize>, AppError> {
         let svc = self.lottery.services();
-        // The reconciler's lease is short, so a dead holder delays repairs by seconds only.
-        let periods = if job == Job::Reconcile { 5 } else { 10 };
-        let ttl = chrono::Duration::from_std(self.interval(job) * periods)
-            .unwrap_or(chrono::Duration::seconds(30));
+        // Three rounds, but 3 s to 15 s: long enough that a slow round keeps the lease, short
+        // enough that a dead holder delays its job by seconds only. (Jobs are idempotent, so
+        // a round run twice around an expiry does no harm.)
+        let ttl = (self.interval(job) * 3).clamp(Duration::from_secs(3), Duration::from_secs(15));
+        let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::seconds(15));
         if !svc
             .leases
             .try_lease(job.name(), &self.options.holder, svc.clock.now(), ttl)

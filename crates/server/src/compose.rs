@@ -22,7 +22,7 @@ use tracing::{info, warn};
 
 use crate::auth::Keys;
 use crate::config::{Config, Mode};
-use crate::state::{AppState, Probe};
+use crate::state::{AppState, Dependency, Probe};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -255,34 +255,67 @@ pub async fn identity(
 struct ServiceProbe {
     storage: Storage,
     identity: Arc<WorkerIdentity>,
+    role: Role,
     stock: Arc<dyn StockLedger>,
     amqp: Option<(Arc<AmqpPublisher>, MqConfig)>,
 }
 
+/// How long one readiness check may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+async fn bounded(check: impl std::future::Future<Output = Option<String>>) -> Option<String> {
+    tokio::time::timeout(PROBE_TIMEOUT, check)
+        .await
+        .unwrap_or_else(|_| Some(format!("no answer within {PROBE_TIMEOUT:?}")))
+}
+
 #[async_trait::async_trait]
 impl Probe for ServiceProbe {
-    async fn check(&self) -> Vec<(String, Option<String>)> {
-        let mut out = Vec::new();
-        let db = sqlx_ping(&self.storage).await;
-        out.push(("database".to_owned(), db));
-        let ids = (!self.identity.holds())
-            .then(|| "this instance holds no worker id lease; it cannot issue ids".to_owned());
-        out.push(("ids".to_owned(), ids));
+    async fn check(&self) -> Vec<Dependency> {
+        let database = bounded(sqlx_ping(&self.storage));
         // Any read reaches the store; an unknown activity is a fine probe.
-        let stock = match ActivityId::new(1) {
-            Ok(id) => self.stock.stock_left(id).await.err().map(|e| e.to_string()),
-            Err(e) => Some(e.to_string()),
-        };
-        out.push(("stock".to_owned(), stock));
+        let stock = bounded(async {
+            match ActivityId::new(1) {
+                Ok(id) => self.stock.stock_left(id).await.err().map(|e| e.to_string()),
+                Err(e) => Some(e.to_string()),
+            }
+        });
+        let (database, stock) = tokio::join!(database, stock);
+        let mut out = vec![
+            Dependency {
+                name: "database",
+                problem: database,
+                required: true,
+            },
+            Dependency {
+                name: "stock",
+                problem: stock,
+                required: true,
+            },
+            Dependency {
+                name: "ids",
+                problem: (!self.identity.holds()).then(|| {
+                    "this instance holds no worker id lease; it cannot issue ids".to_owned()
+                }),
+                required: true,
+            },
+        ];
         if let Some((publisher, _)) = &self.amqp {
-            out.push((
-                "broker".to_owned(),
+            let broker = bounded(async {
                 publisher
                     .ensure_connected()
                     .await
                     .err()
-                    .map(|e| e.to_string()),
-            ));
+                    .map(|e| e.to_string())
+            })
+            .await;
+            out.push(Dependency {
+                name: "broker",
+                problem: broker,
+                // Draws reach the broker through the outbox: only the relay and the consumer,
+                // the worker's work, need it now.
+                required: self.role != Role::Api,
+            });
         }
         out
     }
@@ -393,6 +426,7 @@ pub async fn build(config: &Config, role: Role) -> Result<Built, StartError> {
     let probe = Arc::new(ServiceProbe {
         storage: storage.clone(),
         identity,
+        role,
         stock: backends.stock.clone(),
         amqp: backends.amqp.clone(),
     });

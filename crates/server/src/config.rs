@@ -236,7 +236,11 @@ impl Config {
             figment = figment.merge(Toml::file(path));
         }
         let config: Config = figment
-            .merge(Env::prefixed("LOTTERY_").split("__").ignore(&["config"]))
+            .merge(
+                Env::prefixed("LOTTERY_")
+                    .split("__")
+                    .ignore(&["config", "role"]),
+            )
             .extract()
             .map_err(|e| ConfigError::Load(Box::new(e)))?;
         config.validate()?;

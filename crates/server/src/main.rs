@@ -39,7 +39,8 @@ enum Command {
         /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port).
         #[arg(long, env = "LOTTERY_LISTEN")]
         listen: Option<SocketAddr>,
-        #[arg(long, value_enum, default_value_t = Role::All)]
+        /// What runs in this process (also `LOTTERY_ROLE`).
+        #[arg(long, value_enum, default_value_t = Role::All, env = "LOTTERY_ROLE")]
         role: Role,
     },
     /// Apply the database schema to the global database and every shard.

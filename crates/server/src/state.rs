@@ -13,11 +13,22 @@ use crate::config::Mode;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::{Gauges, Metrics};
 
+/// One backing service as `/readyz` sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    pub name: &'static str,
+    /// Why it cannot serve now; `None` when it answered in time.
+    pub problem: Option<String>,
+    /// Whether this instance's role cannot work without it: a required dependency that fails
+    /// makes the instance not ready; any other is reported as degraded only.
+    pub required: bool,
+}
+
 /// Checks the backing services for `/readyz` and reads gauges for `/metrics`.
 #[async_trait::async_trait]
 pub trait Probe: Send + Sync {
-    /// One entry per backing service: its name and, if it is not reachable, why.
-    async fn check(&self) -> Vec<(String, Option<String>)>;
+    /// One entry per backing service, each check bounded in time.
+    async fn check(&self) -> Vec<Dependency>;
     /// Messages waiting for the consumer.
     async fn consumer_lag(&self) -> u64;
 }

@@ -523,8 +523,13 @@ pub struct SimulationView {
 pub struct Health {
     pub status: &'static str,
     pub mode: &'static str,
+    /// Dependencies this instance's role needs that cannot serve: the instance is not ready.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failing: Vec<String>,
+    /// Dependencies that cannot serve but that this role does without (the broker, for an
+    /// API instance: draws go on through the outbox).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub degraded: Vec<String>,
 }
 
 pub fn parse_activity_id(raw: &str) -> Result<ActivityId, ApiError> {

@@ -22,32 +22,36 @@ pub async fn healthz(State(state): State<AppState>) -> axum::Json<Health> {
         status: "ok",
         mode: mode_name(state.mode),
         failing: Vec::new(),
+        degraded: Vec::new(),
     })
 }
 
-/// The database, the stock store and the broker are reachable.
+/// Whether this instance can do its role's work now: an API instance needs the databases,
+/// the stock store and a worker id lease; a worker also needs the broker. Every check is
+/// bounded in time, so a stalled dependency answers 503 rather than hanging the probe.
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let failing: Vec<String> = state
-        .probe
-        .check()
-        .await
-        .into_iter()
-        .filter_map(|(name, problem)| problem.map(|p| format!("{name}: {p}")))
-        .collect();
-    let status = if failing.is_empty() {
+    let (mut failing, mut degraded) = (Vec::new(), Vec::new());
+    for d in state.probe.check().await {
+        let Some(problem) = d.problem else { continue };
+        let line = format!("{}: {problem}", d.name);
+        if d.required {
+            failing.push(line);
+        } else {
+            degraded.push(line);
+        }
+    }
+    let ready = failing.is_empty();
+    let body = Health {
+        status: if ready { "ready" } else { "not_ready" },
+        mode: mode_name(state.mode),
+        failing,
+        degraded,
+    };
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = Health {
-        status: if failing.is_empty() {
-            "ready"
-        } else {
-            "not_ready"
-        },
-        mode: mode_name(state.mode),
-        failing,
     };
     (status, axum::Json(body))
 }

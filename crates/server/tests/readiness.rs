@@ -1,0 +1,87 @@
+//! Readiness by role: a broker outage leaves an API instance ready (draws go on through the
+//! outbox) and takes a worker out until the broker is back.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{App, Mode, activity_body, open_window};
+use lottery_testkit::{Service, TcpProxy};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+async fn readyz(app: &App) -> (StatusCode, Value) {
+    app.call(Method::GET, "/readyz", None, None).await
+}
+
+/// Polls `/readyz` until `done` holds, for at most 20 s.
+async fn until(app: &App, done: impl Fn(StatusCode, &Value) -> bool) -> (StatusCode, Value) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = readyz(app).await;
+        if done(status, &body) || Instant::now() > deadline {
+            return (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn mentions(list: &Value, what: &str) -> bool {
+    list.as_array().is_some_and(|l| {
+        l.iter()
+            .any(|v| v.as_str().is_some_and(|s| s.starts_with(what)))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs MariaDB, Redis and RabbitMQ"]
+async fn a_broker_outage_leaves_api_instances_ready_and_takes_workers_out() {
+    let amqp = Service::RabbitMq.require().await;
+    let proxy = TcpProxy::for_service(Service::RabbitMq)
+        .await
+        .expect("proxy");
+    let via = proxy.proxied_url(&amqp).expect("proxied url");
+    let api = App::spawn_with(
+        Mode::Cluster,
+        &[("LOTTERY_ROLE", "api"), ("LOTTERY_AMQP__URL", &via)],
+    )
+    .await;
+    let worker = api
+        .spawn_peer(&[("LOTTERY_ROLE", "worker"), ("LOTTERY_AMQP__URL", &via)])
+        .await;
+    for app in [&api, &worker] {
+        let (status, body) = until(app, |s, _| s == StatusCode::OK).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (begin, end) = open_window();
+    let (activity, _) = api
+        .running_activity(activity_body(100, 5, &begin, &end))
+        .await;
+
+    proxy.cut().await;
+    let (status, body) = until(&worker, |s, _| s == StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(mentions(&body["failing"], "broker"), "{body}");
+    let (status, body) = until(&api, |_, b| mentions(&b["degraded"], "broker")).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "an API instance stays ready: {body}"
+    );
+    assert!(mentions(&body["degraded"], "broker"), "{body}");
+    // And it takes draws.
+    let user = api.user("during-outage").await;
+    let (status, drawn) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/activities/{activity}/draw"),
+            Some(&user),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{drawn}");
+
+    proxy.restore().await.expect("restore");
+    let (status, body) = until(&worker, |s, _| s == StatusCode::OK).await;
+    assert_eq!(status, StatusCode::OK, "the worker is ready again: {body}");
+}
