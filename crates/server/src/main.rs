@@ -116,14 +116,16 @@ async fn run(cli: Cli) -> Result<(), String> {
                 mode_name(config.mode())
             );
             println!("  API docs:    {url}/docs");
-            println!(
-                "  admin token: lottery token --data-dir {} --admin",
-                config.data_dir.display()
-            );
-            println!(
-                "  user token:  lottery token --data-dir {} --user alice",
-                config.data_dir.display()
-            );
+            // Tokens must be signed with this instance's secret: the data directory's in
+            // embedded mode, the configuration's in cluster mode.
+            let source = match (&common.config, config.mode()) {
+                (Some(file), lottery_server::config::Mode::Cluster) => {
+                    format!("--config {}", file.display())
+                }
+                _ => format!("--data-dir {}", config.data_dir.display()),
+            };
+            println!("  admin token: lottery token {source} --admin");
+            println!("  user token:  lottery token {source} --user alice");
             running.wait().await;
             Ok(())
         }
