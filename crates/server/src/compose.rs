@@ -106,7 +106,7 @@ pub fn router_config(config: &Config) -> Result<RouterConfig, StartError> {
     match &config.database {
         Some(db) => {
             let mut rc = RouterConfig::new(db.global_url.clone(), db.shard_urls.clone(), db.tables);
-            rc.max_connections = db.max_connections;
+            rc.max_connections = db.per_pool();
             Ok(rc)
         }
         None => embedded_router(config),

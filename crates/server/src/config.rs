@@ -48,8 +48,19 @@ pub struct DatabaseConfig {
     pub global_url: String,
     pub shard_urls: Vec<String>,
     pub tables: u32,
+    /// Database connections this instance may open in all, over the global database and
+    /// every shard: each pool gets `max(2, max_connections / (1 + shards))`. Size it so
+    /// that instances times this stays below the server's `max_connections`.
     #[serde(default = "default_connections")]
     pub max_connections: u32,
+}
+
+impl DatabaseConfig {
+    /// The size of each of the instance's pools (one per database).
+    pub fn per_pool(&self) -> u32 {
+        let pools = 1 + u32::try_from(self.shard_urls.len()).unwrap_or(u32::MAX);
+        (self.max_connections / pools.max(1)).max(2)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -123,7 +134,7 @@ pub struct WorkerConfig {
 }
 
 fn default_connections() -> u32 {
-    16
+    32
 }
 fn default_prefix() -> String {
     "lottery".into()
@@ -292,6 +303,24 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_connection_budget_is_per_instance() {
+        let db = DatabaseConfig {
+            global_url: "mysql://root@127.0.0.1/g".into(),
+            shard_urls: vec!["mysql://a/s1".into(), "mysql://b/s2".into()],
+            tables: 4,
+            max_connections: 32,
+        };
+        // Three pools of 10: 30 connections at most, within the budget of 32.
+        assert_eq!(db.per_pool(), 10);
+        assert!(db.per_pool() * 3 <= db.max_connections);
+        let tiny = DatabaseConfig {
+            max_connections: 3,
+            ..db
+        };
+        assert_eq!(tiny.per_pool(), 2, "every pool keeps two connections");
+    }
 
     #[test]
     fn a_configured_worker_id_is_refused_with_what_to_do() {
