@@ -10,9 +10,9 @@ use lottery_activity::{
     Topic,
 };
 use lottery_award::{DistributeError, Grant, GrantState};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
-use crate::{AppError, Services};
+use crate::{AppError, Failure, LogGate, Services};
 
 /// How the relay works through the outbox.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +55,8 @@ pub struct OutboxRelay {
     svc: Services,
     publisher: Arc<dyn EventPublisher>,
     options: RelayOptions,
+    /// A broker outage fails every message of every round: logged as one run of failures.
+    publish_log: Arc<LogGate>,
 }
 
 impl std::fmt::Debug for OutboxRelay {
@@ -71,6 +73,7 @@ impl OutboxRelay {
             svc,
             publisher,
             options,
+            publish_log: Arc::new(LogGate::new(std::time::Duration::from_secs(30))),
         }
     }
 
@@ -93,6 +96,7 @@ impl OutboxRelay {
         let messages: Vec<OutboxMessage> = claimed.iter().map(|p| p.message.clone()).collect();
         let results = self.publisher.publish_all(&messages).await;
         let mut confirmed = Vec::with_capacity(messages.len());
+        let mut first_error = None;
         for ((pending, message), result) in claimed.iter().zip(&messages).zip(results) {
             match result {
                 Ok(()) => confirmed.push(message.clone()),
@@ -104,9 +108,10 @@ impl OutboxRelay {
                         error!(message = %message.message_id, attempts, error = %e, "outbox message parked");
                         report.parked += 1;
                     } else {
-                        warn!(message = %message.message_id, attempts, error = %e, "outbox publish failed; will retry");
+                        debug!(message = %message.message_id, attempts, error = %e, "outbox publish failed; will retry");
                         report.retried += 1;
                     }
+                    first_error.get_or_insert_with(|| e.to_string());
                     self.svc
                         .outbox
                         .retry_later(message, next, &e.to_string(), park)
@@ -114,6 +119,7 @@ impl OutboxRelay {
                 }
             }
         }
+        self.log_round(&report, first_error.as_deref());
         if !confirmed.is_empty() {
             self.svc
                 .outbox
@@ -122,6 +128,27 @@ impl OutboxRelay {
             report.sent = confirmed.len();
         }
         Ok(report)
+    }
+
+    /// One line when publishing starts failing, one a period while it goes on, one when it
+    /// works again.
+    fn log_round(&self, report: &RelayReport, error: Option<&str>) {
+        let Some(error) = error else {
+            if report.claimed > 0 && self.publish_log.succeeded() {
+                info!("outbox messages are published again");
+            }
+            return;
+        };
+        match self.publish_log.failed() {
+            Failure::Started => {
+                warn!(retried = report.retried, %error, "outbox messages not published; they will be retried");
+            }
+            Failure::Continuing { held_back } => {
+                warn!(retried = report.retried, rounds = held_back + 1, %error,
+                    "outbox messages still not published");
+            }
+            Failure::Quiet => {}
+        }
     }
 
     /// Rounds until nothing more is due now (used at shutdown and by tests).
@@ -230,7 +257,7 @@ impl AwardDelivery {
                     .unwrap_or_else(PoisonError::into_inner)
                     .remove(&message.message_id);
                 if applied {
-                    info!(order = %grant.order_id, %state, "award granted");
+                    debug!(order = %grant.order_id, %state, "award granted");
                 }
                 Handled::Done
             }

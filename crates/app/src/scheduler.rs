@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
-use crate::{AppError, Lottery, OutboxRelay, Reconciler, StockSync};
+use crate::{AppError, Failure, LogGate, Lottery, OutboxRelay, Reconciler, StockSync};
 
 /// Activities read per page.
 const PAGE: u32 = 500;
@@ -198,13 +198,26 @@ impl Scheduler {
             tasks.push(tokio::spawn(async move {
                 let mut tick = tokio::time::interval(me.interval(job));
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let gate = LogGate::new(Duration::from_secs(30));
                 loop {
                     tokio::select! {
-                        _ = tick.tick() => {
-                            if let Err(e) = me.run_job(job).await {
-                                warn!(job = job.name(), error = %e, "scheduled job failed");
+                        _ = tick.tick() => match me.run_job(job).await {
+                            Ok(_) => {
+                                if gate.succeeded() {
+                                    info!(job = job.name(), "scheduled job works again");
+                                }
                             }
-                        }
+                            Err(e) => match gate.failed() {
+                                Failure::Started => {
+                                    warn!(job = job.name(), error = %e, "scheduled job failed");
+                                }
+                                Failure::Continuing { held_back } => {
+                                    warn!(job = job.name(), error = %e, failures = held_back + 1,
+                                        "scheduled job still failing");
+                                }
+                                Failure::Quiet => {}
+                            },
+                        },
                         _ = stop.changed() => break,
                     }
                 }

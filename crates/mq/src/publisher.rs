@@ -38,6 +38,9 @@ struct LinkState {
     link: Option<Link>,
     /// Set after a failed connection attempt: until then calls fail without dialling.
     quiet_until: Option<Instant>,
+    /// The broker was reported unreachable and has not been reached since: later failures
+    /// are not logged again (the readiness probe calls this every few seconds).
+    reported_down: bool,
 }
 
 #[derive(Debug)]
@@ -131,10 +134,17 @@ impl AmqpPublisher {
                 let channel = link.channel.clone();
                 state.link = Some(link);
                 state.quiet_until = None;
+                if std::mem::take(&mut state.reported_down) {
+                    tracing::info!("publisher reached the broker again");
+                }
                 Ok(channel)
             }
             Err(e) => {
-                tracing::warn!(error = %e, "publisher cannot reach the broker");
+                if std::mem::replace(&mut state.reported_down, true) {
+                    tracing::debug!(error = %e, "publisher still cannot reach the broker");
+                } else {
+                    tracing::warn!(error = %e, "publisher cannot reach the broker");
+                }
                 state.quiet_until = Some(Instant::now() + self.config.reconnect_cooldown());
                 Err(e)
             }

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use lottery_activity::ParticipationError;
-use lottery_app::AppError;
+use lottery_app::{AppError, Failure, LogGate};
 use serde::Serialize;
 use tracing::{error, warn};
 use utoipa::ToSchema;
@@ -82,7 +82,13 @@ impl ApiError {
             }
             Self::App(AppError::Unavailable(_)) => {
                 // A dependency that is down fails every request alike: one line a second.
-                if let Some(held_back) = crate::quiet::may_log("request_unavailable") {
+                static UNAVAILABLE: LogGate = LogGate::new(std::time::Duration::from_secs(1));
+                let held_back = match UNAVAILABLE.failed() {
+                    Failure::Started => Some(0),
+                    Failure::Continuing { held_back } => Some(held_back),
+                    Failure::Quiet => None,
+                };
+                if let Some(held_back) = held_back {
                     warn!(request_id = %request, error = %self, held_back,
                         "request failed: a backing service is unavailable");
                 }

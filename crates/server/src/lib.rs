@@ -7,7 +7,6 @@ pub mod compose;
 pub mod config;
 pub mod error;
 pub mod metrics;
-pub mod quiet;
 pub mod request_id;
 pub mod state;
 pub mod telemetry;

@@ -105,7 +105,7 @@ impl App {
                 (Some(path), Some(fresh))
             }
         };
-        let (base, child) = launch(config.as_deref(), &data_dir, env).await;
+        let (base, child) = launch(config.as_deref(), &data_dir, env, None).await;
         let mut app = App {
             base,
             child,
@@ -126,13 +126,19 @@ impl App {
     /// databases, stock store and broker, its own data directory. The databases and the
     /// broker's topology stay owned by `self`.
     pub async fn spawn_peer(&self, env: &[(&str, &str)]) -> App {
+        self.spawn_peer_logging(env, None).await
+    }
+
+    /// As [`spawn_peer`](Self::spawn_peer), collecting the instance's log (what it writes to
+    /// standard output after its banner) into `log`.
+    pub async fn spawn_peer_logging(&self, env: &[(&str, &str)], log: Option<LogLines>) -> App {
         let config = self
             .config
             .clone()
             .expect("a peer shares a cluster configuration");
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().join("data");
-        let (base, child) = launch(Some(&config), &data_dir, env).await;
+        let (base, child) = launch(Some(&config), &data_dir, env, log).await;
         App {
             base,
             child,
@@ -253,11 +259,15 @@ impl App {
     }
 }
 
+/// Log lines collected from an instance.
+pub type LogLines = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
 /// Starts `lottery serve` on a free port and waits for its address.
 async fn launch(
     config: Option<&std::path::Path>,
     data_dir: &std::path::Path,
     env: &[(&str, &str)],
+    log: Option<LogLines>,
 ) -> (String, Child) {
     let mut cmd = Command::new(bin());
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -285,8 +295,17 @@ async fn launch(
     })
     .await
     .expect("server started within 60 s");
-    // Keep draining stdout so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    // Keep draining stdout (the log, after the banner) so the child never blocks on a full
+    // pipe; collect it when asked to.
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(log) = &log {
+                log.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(line);
+            }
+        }
+    });
     (base, child)
 }
 
