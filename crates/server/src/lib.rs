@@ -56,7 +56,10 @@ pub async fn start(
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Io(e.to_string()))?;
-    let app = api::router(built.state.clone(), &config.http);
+    let app = match role {
+        Role::Worker => api::ops_router(built.state.clone()),
+        Role::Api | Role::All => api::router(built.state.clone(), &config.http),
+    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let done = tokio::spawn(async move {
         let shutdown = async move {

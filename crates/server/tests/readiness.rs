@@ -57,6 +57,18 @@ async fn a_broker_outage_leaves_api_instances_ready_and_takes_workers_out() {
     let (activity, _) = api
         .running_activity(activity_body(100, 5, &begin, &end))
         .await;
+    // A worker serves health, readiness and metrics, and no API.
+    let (status, body) = worker
+        .call(
+            Method::GET,
+            &format!("/api/v1/activities/{activity}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, _) = worker.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(status, StatusCode::OK);
 
     proxy.cut().await;
     let (status, body) = until(&worker, |s, _| s == StatusCode::SERVICE_UNAVAILABLE).await;

@@ -125,6 +125,24 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         ))
 }
 
+/// What a worker serves: health, readiness and metrics only (it runs no API).
+pub fn ops_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(|| async {
+            error_response(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "a worker serves only /healthz, /readyz and /metrics",
+            )
+        })
+        .with_state(state)
+        .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn(crate::request_id::with_request_id))
+}
+
 /// Gives every error answer the one JSON shape, including those produced below the
 /// handlers (body limit, timeout, unsupported media type), which axum writes as plain text.
 async fn json_errors(response: axum::response::Response) -> axum::response::Response {
