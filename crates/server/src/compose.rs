@@ -139,7 +139,7 @@ async fn backends(config: &Config) -> Result<Backends, StartError> {
                 .as_ref()
                 .ok_or_else(|| StartError::Stock("no [redis] configured".into()))?;
             let options = RedisLedgerOptions {
-                prefix: redis.prefix.clone(),
+                prefix: config.redis_prefix(),
                 pool_size: redis.pool_size,
                 ..RedisLedgerOptions::default()
             };
@@ -153,12 +153,14 @@ async fn backends(config: &Config) -> Result<Backends, StartError> {
                 .ok_or_else(|| StartError::Broker("no [amqp] configured".into()))?;
             let mut mq = MqConfig::new(amqp.url.clone());
             mq.prefetch = amqp.prefetch;
-            if let Some(exchange) = &amqp.exchange {
-                mq.exchange = exchange.clone();
-            }
-            if let Some(prefix) = &amqp.queue_prefix {
-                mq.queue_prefix = prefix.clone();
-            }
+            // Named after the deployment unless set: two deployments on one vhost must never
+            // consume each other's messages.
+            let name = config.deployment_name();
+            mq.exchange = amqp
+                .exchange
+                .clone()
+                .unwrap_or_else(|| format!("{name}.events"));
+            mq.queue_prefix = amqp.queue_prefix.clone().unwrap_or(name);
             // Declare the queues before anything is published, so no message is unroutable.
             let admin = MqAdmin::connect(&mq)
                 .await
@@ -372,7 +374,7 @@ pub async fn build(config: &Config, role: Role) -> Result<Built, StartError> {
     let mut listeners = Vec::new();
     if let (Mode::Cluster, Some(redis)) = (config.mode(), &config.redis) {
         // Instances share configuration changes, so every cache drops a changed activity at once.
-        let feed = lottery_stock::RedisChangeFeed::new(&redis.url, &redis.prefix)
+        let feed = lottery_stock::RedisChangeFeed::new(&redis.url, &config.redis_prefix())
             .map_err(|e| StartError::Stock(e.to_string()))?;
         let (cache, all) = (lottery.cache().clone(), lottery.cache().clone());
         listeners.push(feed.listen(move |id| cache.invalidate(id), move || all.clear()));

@@ -17,6 +17,10 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// This deployment's name: the default of the broker's exchange and queue names and of
+    /// the Redis key prefix, so two deployments sharing a broker vhost or a Redis never take
+    /// each other's messages or keys. Defaults to the global database's name in cluster mode.
+    pub deployment: Option<String>,
     /// No longer set here: every instance leases a unique worker id at start. Kept only to
     /// tell configurations that still set it what to do.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,8 +71,10 @@ impl DatabaseConfig {
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
     pub url: String,
-    #[serde(default = "default_prefix")]
-    pub prefix: String,
+    /// Prefix of every key (default: the deployment's name), so deployments sharing a Redis
+    /// keep apart.
+    #[serde(default)]
+    pub prefix: Option<String>,
     #[serde(default = "default_pool")]
     pub pool_size: usize,
 }
@@ -79,10 +85,10 @@ pub struct AmqpConfig {
     pub url: String,
     #[serde(default = "default_prefetch")]
     pub prefetch: u16,
-    /// Topic exchange for events (default `lottery.events`).
+    /// Topic exchange for events (default `<deployment>.events`).
     #[serde(default)]
     pub exchange: Option<String>,
-    /// Prefix of the queue names (default `lottery`).
+    /// Prefix of the queue names (default: the deployment's name).
     #[serde(default)]
     pub queue_prefix: Option<String>,
 }
@@ -136,9 +142,6 @@ pub struct WorkerConfig {
 fn default_connections() -> u32 {
     32
 }
-fn default_prefix() -> String {
-    "lottery".into()
-}
 fn default_pool() -> usize {
     32
 }
@@ -151,6 +154,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("data"),
+            deployment: None,
             worker_id: None,
             worker_lease_ttl_ms: 10_000,
             embedded: EmbeddedConfig::default(),
@@ -234,6 +238,38 @@ pub enum Mode {
 }
 
 impl Config {
+    /// The deployment's name: `deployment`, else (cluster mode) the global database's name,
+    /// else `lottery`; reduced to letters, digits, `_` and `-`.
+    pub fn deployment_name(&self) -> String {
+        let from_db = || {
+            let url = &self.database.as_ref()?.global_url;
+            let path = url.split('?').next()?.rsplit('/').next()?;
+            (!path.is_empty()).then(|| path.to_owned())
+        };
+        let raw = self
+            .deployment
+            .clone()
+            .or_else(from_db)
+            .unwrap_or_else(|| "lottery".into());
+        let clean: String = raw
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+            .collect();
+        if clean.is_empty() {
+            "lottery".into()
+        } else {
+            clean
+        }
+    }
+
+    /// The Redis key prefix: configured, else the deployment's name.
+    pub fn redis_prefix(&self) -> String {
+        self.redis
+            .as_ref()
+            .and_then(|r| r.prefix.clone())
+            .unwrap_or_else(|| self.deployment_name())
+    }
+
     /// Defaults, then `file` (if any), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
@@ -305,6 +341,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn broker_and_redis_names_come_from_the_deployment() {
+        let mut c = Config {
+            database: Some(DatabaseConfig {
+                global_url: "mysql://u:p@db:3306/shop_lottery?ssl-mode=disabled".into(),
+                shard_urls: vec!["mysql://u:p@db/s1".into()],
+                tables: 4,
+                max_connections: 8,
+            }),
+            ..Config::default()
+        };
+        assert_eq!(c.deployment_name(), "shop_lottery");
+        assert_eq!(c.redis_prefix(), "shop_lottery");
+        c.deployment = Some("spring campaign!".into());
+        assert_eq!(c.deployment_name(), "springcampaign");
+        assert_eq!(Config::default().deployment_name(), "lottery");
+    }
+
+    #[test]
     fn the_connection_budget_is_per_instance() {
         let db = DatabaseConfig {
             global_url: "mysql://root@127.0.0.1/g".into(),
@@ -353,7 +407,7 @@ mod tests {
         assert!(c.validate().is_err());
         c.redis = Some(RedisConfig {
             url: "redis://127.0.0.1".into(),
-            prefix: "l".into(),
+            prefix: Some("l".into()),
             pool_size: 4,
         });
         c.amqp = Some(AmqpConfig {

@@ -140,7 +140,9 @@ pub fn ops_router(state: AppState) -> Router {
         })
         .with_state(state)
         .layer(axum::middleware::map_response(json_errors))
-        .layer(axum::middleware::from_fn(crate::request_id::with_request_id))
+        .layer(axum::middleware::from_fn(
+            crate::request_id::with_request_id,
+        ))
 }
 
 /// Gives every error answer the one JSON shape, including those produced below the
