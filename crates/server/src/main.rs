@@ -47,6 +47,10 @@ enum Command {
     Migrate {
         #[command(flatten)]
         common: Common,
+        /// First create the databases the configuration names, when missing (a first
+        /// install; needs a database user allowed to create databases).
+        #[arg(long)]
+        create_databases: bool,
     },
     /// Print where a user's rows live: database number and table suffix.
     Route {
@@ -129,9 +133,21 @@ async fn run(cli: Cli) -> Result<(), String> {
             running.wait().await;
             Ok(())
         }
-        Command::Migrate { common } => {
+        Command::Migrate {
+            common,
+            create_databases,
+        } => {
             let config = load(&common)?;
             telemetry::init(&config.log);
+            if create_databases && let Some(db) = &config.database {
+                let urls: Vec<String> = std::iter::once(db.global_url.clone())
+                    .chain(db.shard_urls.iter().cloned())
+                    .collect();
+                let names = lottery_storage::create_databases(&urls)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!("databases present: {}", names.join(", "));
+            }
             let storage = lottery_storage::Storage::connect(
                 &compose::router_config(&config).map_err(|e| e.to_string())?,
             )

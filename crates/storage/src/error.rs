@@ -15,6 +15,8 @@ pub enum StorageError {
     },
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Turns a driver error into the domain's repository error.

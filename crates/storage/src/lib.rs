@@ -23,7 +23,7 @@ pub use config_store::ConfigStore;
 pub use draw_store::{BatchOptions, DrawStore};
 pub use error::StorageError;
 pub use lease_store::LeaseStore;
-pub use migrate::MIGRATIONS;
+pub use migrate::{MIGRATIONS, create_databases};
 pub use order_store::OrderStore;
 pub use outbox::{OutboxRow, OutboxState, OutboxStore};
 pub use rule_store::RuleTreeStore;

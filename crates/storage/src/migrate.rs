@@ -218,3 +218,77 @@ mod tests {
         }
     }
 }
+
+/// Creates the MariaDB/MySQL databases the URLs name, when missing (a first install); SQLite
+/// files are created on connect anyway. Returns the databases created or found.
+pub async fn create_databases(urls: &[String]) -> Result<Vec<String>, StorageError> {
+    use sqlx::Connection;
+    let mut names = Vec::new();
+    for url in urls {
+        if Dialect::from_url(url)? != Dialect::MySql {
+            continue;
+        }
+        let (server, name) = split_database(url).ok_or_else(|| {
+            StorageError::Invalid(format!("{} names no database", db_router::redact_url(url)))
+        })?;
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '$'))
+        {
+            return Err(StorageError::Invalid(format!(
+                "database name {name:?} has characters that need quoting; create it by hand"
+            )));
+        }
+        let mut conn = sqlx::MySqlConnection::connect(&server).await?;
+        sqlx::query(&format!(
+            "CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+        ))
+        .execute(&mut conn)
+        .await?;
+        conn.close().await?;
+        info!(database = %name, "database present");
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// `mysql://u:p@host:3306/name?x=y` -> (`mysql://u:p@host:3306/?x=y`, `name`).
+fn split_database(url: &str) -> Option<(String, String)> {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://")? + 3;
+    let slash = scheme_end + base[scheme_end..].find('/')?;
+    let name = &base[slash + 1..];
+    if name.is_empty() {
+        return None;
+    }
+    let server = match query {
+        Some(q) => format!("{}/?{q}", &base[..slash]),
+        None => format!("{}/", &base[..slash]),
+    };
+    Some((server, name.to_owned()))
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::split_database;
+
+    #[test]
+    fn the_database_is_split_from_the_server_url() {
+        assert_eq!(
+            split_database("mysql://root:pw@127.0.0.1:3306/lottery_01?ssl-mode=disabled"),
+            Some((
+                "mysql://root:pw@127.0.0.1:3306/?ssl-mode=disabled".into(),
+                "lottery_01".into()
+            ))
+        );
+        assert_eq!(
+            split_database("mysql://root@db/g"),
+            Some(("mysql://root@db/".into(), "g".into()))
+        );
+        assert_eq!(split_database("mysql://root@db/"), None);
+        assert_eq!(split_database("mysql://root@db"), None);
+    }
+}
