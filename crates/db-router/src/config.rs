@@ -40,6 +40,16 @@ pub struct RouterConfig {
     /// Idle connections are closed after this many seconds.
     #[serde(default = "defaults::idle_timeout_secs")]
     pub idle_timeout_secs: u64,
+    /// MariaDB/MySQL: the server stops a statement running longer than this
+    /// (`max_statement_time`), and a lock wait ends after it too
+    /// (`innodb_lock_wait_timeout`, whole seconds, at least 1). 0 leaves the server's.
+    #[serde(default = "defaults::statement_timeout_ms")]
+    pub statement_timeout_ms: u64,
+    /// MariaDB: a session idle inside a transaction this long is ended by the server
+    /// (`idle_transaction_timeout`), so a client that vanished mid-transaction (a dead
+    /// process, a black-holed network) cannot hold row locks for long. 0 leaves the server's.
+    #[serde(default = "defaults::idle_transaction_timeout_secs")]
+    pub idle_transaction_timeout_secs: u64,
 }
 
 mod defaults {
@@ -51,6 +61,12 @@ mod defaults {
     }
     pub(super) fn idle_timeout_secs() -> u64 {
         600
+    }
+    pub(super) fn statement_timeout_ms() -> u64 {
+        5_000
+    }
+    pub(super) fn idle_transaction_timeout_secs() -> u64 {
+        10
     }
 }
 
@@ -65,7 +81,34 @@ impl RouterConfig {
             max_connections: defaults::max_connections(),
             acquire_timeout_ms: defaults::acquire_timeout_ms(),
             idle_timeout_secs: defaults::idle_timeout_secs(),
+            statement_timeout_ms: defaults::statement_timeout_ms(),
+            idle_transaction_timeout_secs: defaults::idle_transaction_timeout_secs(),
         }
+    }
+
+    /// Session settings applied to every new MariaDB/MySQL connection, from the bounds
+    /// above. Each is tried on its own: a server without one (MySQL lacks
+    /// `max_statement_time` and `idle_transaction_timeout`) keeps the others.
+    #[must_use]
+    pub fn mysql_session_settings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.statement_timeout_ms > 0 {
+            out.push(format!(
+                "SET SESSION max_statement_time = {:.3}",
+                self.statement_timeout_ms as f64 / 1000.0
+            ));
+            out.push(format!(
+                "SET SESSION innodb_lock_wait_timeout = {}",
+                self.statement_timeout_ms.div_ceil(1000).max(1)
+            ));
+        }
+        if self.idle_transaction_timeout_secs > 0 {
+            out.push(format!(
+                "SET SESSION idle_transaction_timeout = {}",
+                self.idle_transaction_timeout_secs
+            ));
+        }
+        out
     }
 
     /// Number of shard databases.

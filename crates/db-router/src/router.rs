@@ -191,7 +191,21 @@ async fn open_pool(
         .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
         .idle_timeout(Duration::from_secs(config.idle_timeout_secs));
     let connect_url = match dialect {
-        Dialect::MySql => url.to_owned(),
+        Dialect::MySql => {
+            let settings = std::sync::Arc::new(config.mysql_session_settings());
+            options = options.after_connect(move |conn, _meta| {
+                let settings = settings.clone();
+                Box::pin(async move {
+                    for statement in settings.iter() {
+                        if let Err(e) = conn.execute(statement.as_str()).await {
+                            tracing::debug!(%statement, error = %e, "session setting not supported");
+                        }
+                    }
+                    Ok(())
+                })
+            });
+            url.to_owned()
+        }
         Dialect::Sqlite => {
             options = options.after_connect(|conn, _meta| {
                 Box::pin(async move {

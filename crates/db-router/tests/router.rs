@@ -454,6 +454,17 @@ async fn mariadb_two_shards_four_tables() {
         );
         let router = Router::connect(&config).await.unwrap();
         assert_eq!(router.dialect(), Dialect::MySql);
+        // Every connection is bounded by the server: statements, lock waits, and
+        // transactions left idle by a client that went away.
+        let pool = router.pool(&router.route("xiaofuge")).unwrap();
+        let (statement, lock_wait, idle_tx): (f64, i64, i64) = sqlx::query_as(
+            "SELECT @@SESSION.max_statement_time, @@SESSION.innodb_lock_wait_timeout, \
+             @@SESSION.idle_transaction_timeout",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert_eq!((statement, lock_wait, idle_tx), (5.0, 5, 10));
         exercise_router(&router).await;
         router.close().await;
     })

@@ -148,11 +148,12 @@ async fn run(cli: Cli) -> Result<(), String> {
                     .map_err(|e| e.to_string())?;
                 println!("databases present: {}", names.join(", "));
             }
-            let storage = lottery_storage::Storage::connect(
-                &compose::router_config(&config).map_err(|e| e.to_string())?,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            let mut rc = compose::router_config(&config).map_err(|e| e.to_string())?;
+            // Schema changes on large tables may rightly run long.
+            rc.statement_timeout_ms = 0;
+            let storage = lottery_storage::Storage::connect(&rc)
+                .await
+                .map_err(|e| e.to_string())?;
             storage.migrate().await.map_err(|e| e.to_string())?;
             storage.close().await;
             println!("schema is up to date");
