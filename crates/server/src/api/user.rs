@@ -72,8 +72,10 @@ pub async fn activity(
     }))
 }
 
-/// Take part in an activity and draw. Send an `Idempotency-Key` header to make retries safe:
-/// a replay answers the first result and takes nothing more.
+/// Take part in an activity and draw. Always send an `Idempotency-Key` header: a replay
+/// answers the first result and takes nothing more. A `503` with code `outcome_unknown`
+/// means the draw was started and goes on to its end: replay with the same key (after
+/// `Retry-After`) to learn its outcome.
 #[utoipa::path(post, path = "/api/v1/activities/{id}/draw", tag = "user",
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
     request_body(content = Option<DrawBody>), security(("bearer" = [])),
