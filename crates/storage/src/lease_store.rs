@@ -74,6 +74,23 @@ impl JobLeases for LeaseStore {
     }
 }
 
+impl LeaseStore {
+    /// The two-argument maximum of the dialect.
+    fn greatest(&self) -> &'static str {
+        match self.router.dialect() {
+            Dialect::MySql => "GREATEST",
+            Dialect::Sqlite => "MAX",
+        }
+    }
+}
+
+fn acquired(worker: i64, high_water_unix_ms: i64) -> RepoResult<Option<AcquiredWorker>> {
+    Ok(Some(AcquiredWorker {
+        worker_id: u32::try_from(worker).map_err(corrupt)?,
+        high_water_unix_ms,
+    }))
+}
+
 #[async_trait::async_trait]
 impl WorkerLeases for LeaseStore {
     async fn acquire(
@@ -110,10 +127,7 @@ impl WorkerLeases for LeaseStore {
             .rows_affected()
                 == 1;
             if taken {
-                return Ok(Some(AcquiredWorker {
-                    worker_id: u32::try_from(*worker).map_err(corrupt)?,
-                    high_water_unix_ms: *high_water,
-                }));
+                return acquired(*worker, *high_water);
             }
         }
         let used: std::collections::HashSet<i64> = rows.iter().map(|r| r.0).collect();
@@ -132,10 +146,7 @@ impl WorkerLeases for LeaseStore {
                 .rows_affected()
                 == 1;
             if created {
-                return Ok(Some(AcquiredWorker {
-                    worker_id: u32::try_from(worker).map_err(corrupt)?,
-                    high_water_unix_ms: 0,
-                }));
+                return acquired(worker, 0);
             }
         }
         Ok(None)
@@ -149,10 +160,7 @@ impl WorkerLeases for LeaseStore {
         high_water_unix_ms: i64,
     ) -> RepoResult<bool> {
         let pool = self.router.global();
-        let greatest = match self.router.dialect() {
-            Dialect::MySql => "GREATEST",
-            Dialect::Sqlite => "MAX",
-        };
+        let greatest = self.greatest();
         let changed = sqlx::query(&format!(
             "UPDATE worker_lease SET lease_until = ?, high_water = {greatest}(high_water, ?) \
              WHERE worker_id = ? AND holder = ?"
@@ -184,10 +192,7 @@ impl WorkerLeases for LeaseStore {
         holder: &str,
         high_water_unix_ms: i64,
     ) -> RepoResult<()> {
-        let greatest = match self.router.dialect() {
-            Dialect::MySql => "GREATEST",
-            Dialect::Sqlite => "MAX",
-        };
+        let greatest = self.greatest();
         sqlx::query(&format!(
             "UPDATE worker_lease SET lease_until = 0, high_water = {greatest}(high_water, ?) \
              WHERE worker_id = ? AND holder = ?"
