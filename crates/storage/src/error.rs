@@ -23,7 +23,10 @@ pub enum StorageError {
 pub(crate) fn repo(e: sqlx::Error) -> RepoError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
-            RepoError::Conflict(db.message().to_owned())
+            // The driver's wording differs by backend and names tables and keys: it is for
+            // the log, the caller gets the same words from either backend.
+            tracing::debug!(error = %db.message(), "unique key violated");
+            RepoError::Conflict("a record with the same key is already stored".into())
         }
         sqlx::Error::RowNotFound => RepoError::NotFound(e.to_string()),
         sqlx::Error::ColumnDecode { .. }
