@@ -155,6 +155,25 @@ impl Lottery {
         if config.known_sold_out(now.timestamp_millis()) {
             return Err(ParticipationError::SoldOut.into());
         }
+        // A claim fenced off by a concurrent reload (instances loading the same activity at
+        // once) took nothing for good: draw again with a new claim, a few times.
+        for _ in 0..3 {
+            match self.claim_and_record(&req, &config).await {
+                Err(AppError::Stale) => continue,
+                other => return other,
+            }
+        }
+        Err(AppError::Unavailable(
+            "the activity's stock was reloaded meanwhile; draw again".into(),
+        ))
+    }
+
+    /// Draws, claims and records once.
+    async fn claim_and_record(
+        &self,
+        req: &DrawRequest,
+        config: &ActivityConfig,
+    ) -> Result<DrawResult, AppError> {
         let aimed = {
             let mut rng = rand::rng();
             match config.drawer.draw(&mut rng, config.out_of_stock()) {
@@ -179,7 +198,7 @@ impl Lottery {
                 return Err(ParticipationError::SoldOut.into());
             }
             ClaimOutcome::QuotaExhausted => {
-                return Err(self.quota_exhausted(&config));
+                return Err(self.quota_exhausted(config));
             }
             ClaimOutcome::Withdrawn => {
                 return Err(AppError::Unavailable(
@@ -202,7 +221,7 @@ impl Lottery {
                 }
             }
         };
-        let record = match self.record_for(&config, &req, take_id, &granted) {
+        let record = match self.record_for(config, req, take_id, &granted) {
             Ok(r) => r,
             Err(e) => {
                 self.give_back(&claim).await;
@@ -229,8 +248,7 @@ impl Lottery {
             }
             Ok(refused) => {
                 self.give_back(&claim).await;
-                self.refused(refused, &config, &req, granted.generation)
-                    .await
+                self.refused(refused, config, req, granted.generation).await
             }
             Err(e) => self.unclear_record(&claim, result, e).await,
         }
@@ -263,9 +281,7 @@ impl Lottery {
             }
             RecordOutcome::StaleGeneration => {
                 self.catch_up_stock(req.activity, generation).await;
-                Err(AppError::Unavailable(
-                    "the activity's stock was reloaded meanwhile; draw again".into(),
-                ))
+                Err(AppError::Stale)
             }
             RecordOutcome::Voided | RecordOutcome::TakeNotOpen | RecordOutcome::Recorded => Err(
                 AppError::Unavailable("the draw was interrupted; draw again".into()),

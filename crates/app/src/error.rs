@@ -21,6 +21,10 @@ pub enum AppError {
     /// A backing service is down; nothing was changed. Retrying later may help.
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// A claim was fenced off by a stock reload; the draw is tried again with a new claim.
+    /// Never leaves the draw use case.
+    #[error("the activity's stock was reloaded meanwhile; draw again")]
+    Stale,
     /// The draw's outcome is not known yet (it goes on, and ends recorded or given back):
     /// replay it with the same idempotency key to learn it.
     #[error("the draw's outcome is not known yet; replay it with the same Idempotency-Key")]

@@ -41,8 +41,9 @@ pub struct RouterConfig {
     #[serde(default = "defaults::idle_timeout_secs")]
     pub idle_timeout_secs: u64,
     /// MariaDB/MySQL: the server stops a statement running longer than this
-    /// (`max_statement_time`), and a lock wait ends after it too
-    /// (`innodb_lock_wait_timeout`, whole seconds, at least 1). 0 leaves the server's.
+    /// (`max_statement_time`); a lock wait ends after 5 s or this, whichever is shorter
+    /// (`innodb_lock_wait_timeout`; callers retry lock timeouts as contention). 0 leaves the
+    /// server's.
     #[serde(default = "defaults::statement_timeout_ms")]
     pub statement_timeout_ms: u64,
     /// MariaDB: a session idle inside a transaction this long is ended by the server
@@ -63,7 +64,7 @@ mod defaults {
         600
     }
     pub(super) fn statement_timeout_ms() -> u64 {
-        5_000
+        8_000
     }
     pub(super) fn idle_transaction_timeout_secs() -> u64 {
         10
@@ -99,7 +100,7 @@ impl RouterConfig {
             ));
             out.push(format!(
                 "SET SESSION innodb_lock_wait_timeout = {}",
-                self.statement_timeout_ms.div_ceil(1000).max(1)
+                self.statement_timeout_ms.div_ceil(1000).clamp(1, 5)
             ));
         }
         if self.idle_transaction_timeout_secs > 0 {

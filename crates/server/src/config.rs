@@ -140,7 +140,7 @@ pub struct WorkerConfig {
 }
 
 fn default_connections() -> u32 {
-    32
+    48
 }
 fn default_pool() -> usize {
     32

@@ -61,7 +61,9 @@ impl ApiError {
                 },
                 AppError::Transition(_) => (StatusCode::CONFLICT, "illegal_state_action"),
                 AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-                AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+                AppError::Unavailable(_) | AppError::Stale => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+                }
                 AppError::OutcomeUnknown => (StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown"),
                 AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             },

@@ -46,7 +46,8 @@ async fn stored(app: &App, activity: &str) -> (Vec<i64>, Vec<i64>) {
 #[ignore = "needs MariaDB, Redis and RabbitMQ"]
 async fn two_instances_from_one_configuration_never_oversell() {
     let first = App::spawn(Mode::Cluster).await;
-    let second = first.spawn_peer(&[]).await;
+    let log: common::LogLines = std::sync::Arc::default();
+    let second = first.spawn_peer_logging(&[], Some(log.clone())).await;
     let (begin, end) = open_window();
     // Every draw aims at the one award: 100 of them, for 3,000 users.
     let body = json!({

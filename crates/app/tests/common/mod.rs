@@ -198,7 +198,10 @@ pub async fn world_opts(
             )
         }
     };
-    let lottery = Lottery::new(wrap(services(&storage, stock.clone())));
+    // Tests share two cores with the services and with each other: a draw may take long,
+    // and only the tests about deadlines want a short one (they set their own).
+    let lottery = Lottery::new(wrap(services(&storage, stock.clone())))
+        .with_draw_deadline(std::time::Duration::from_secs(60));
     World {
         lottery,
         storage,

@@ -275,7 +275,10 @@ async fn launch(
     if let Some(c) = config {
         cmd.arg("--config").arg(c);
     }
+    // Tests share two cores with the services and with each other: give requests (and so
+    // draws) time; the tests about timeouts set their own.
     cmd.env("LOTTERY_LOG__LEVEL", "warn")
+        .env("LOTTERY_HTTP__REQUEST_TIMEOUT_MS", "30000")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true);
