@@ -152,6 +152,9 @@ async fn run_pipeline(storage: &Storage, stock: Arc<dyn StockLedger>, label: &st
         eprintln!("no worker id lease for {label}");
         return;
     };
+    // Runs last longer than a lease: keep it renewed until the runs are done.
+    let (_keep, renewing) = tokio::sync::watch::channel(false);
+    tokio::spawn(identity.clone().run(renewing));
     let svc = lottery_server::compose::services(storage, stock, identity.ids());
     let lottery = Lottery::new(svc);
     let mut rates = Vec::new();

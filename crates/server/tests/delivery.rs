@@ -61,6 +61,8 @@ struct World {
     mq: MqConfig,
     urls: Vec<String>,
     _db: FreshMysql,
+    /// Dropping it stops the worker id lease's renewals.
+    _lease: tokio::sync::watch::Sender<bool>,
 }
 
 impl World {
@@ -77,6 +79,9 @@ impl World {
         let identity = lottery_server::compose::identity(&Config::default(), &storage)
             .await
             .expect("worker id");
+        // Keep the lease renewed for as long as the world lives.
+        let (keep, renewing) = tokio::sync::watch::channel(false);
+        tokio::spawn(identity.clone().run(renewing));
         let mut svc = lottery_server::compose::services(
             &storage,
             Arc::new(MemoryLedger::new()),
@@ -101,6 +106,7 @@ impl World {
             mq,
             urls,
             _db: db,
+            _lease: keep,
         }
     }
 
