@@ -10,7 +10,7 @@ use lottery_domain::{
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Transaction};
 
-use crate::error::{repo, retrying, router};
+use crate::error::{Within, repo, retrying, router};
 use crate::outbox::insert_outbox;
 use crate::rows::{int, millis, opt_int, opt_text, parse, text, time};
 use crate::take_store::UserTables;
@@ -83,6 +83,7 @@ pub(crate) async fn insert_order(
 }
 
 pub(crate) async fn order_by_take(
+    router: &Router,
     pool: &AnyPool,
     table: &str,
     user: &UserId,
@@ -94,6 +95,7 @@ pub(crate) async fn order_by_take(
     .bind(take.get())
     .bind(user.as_str())
     .fetch_optional(pool)
+    .within(router.read_timeout())
     .await
     .map_err(repo)?;
     row.as_ref().map(order_from).transpose()
@@ -108,7 +110,7 @@ impl OrderRepository for OrderStore {
             "UPDATE {} SET state = 'used' WHERE take_id = ? AND user_id = ? AND state = 'open'",
             t.take
         );
-        let consumed = retrying(|| async {
+        let consumed = retrying(self.router.read_timeout(), || async {
             let mut tx = pool.begin().await?;
             let consumed = sqlx::query(&consume)
                 .bind(order.take_id.get())
@@ -146,7 +148,7 @@ impl OrderRepository for OrderStore {
         .bind(user.as_str())
         .bind(i64::from(page.limit))
         .bind(i64::from(page.offset))
-        .fetch_all(self.router.pool(&t.route).map_err(router)?)
+        .fetch_all(self.router.pool(&t.route).map_err(router)?).within(self.router.read_timeout())
         .await
         .map_err(repo)?;
         rows.iter().map(order_from).collect()
@@ -161,6 +163,7 @@ impl OrderRepository for OrderStore {
         .bind(order.get())
         .bind(user.as_str())
         .fetch_optional(self.router.pool(&t.route).map_err(router)?)
+        .within(self.router.read_timeout())
         .await
         .map_err(repo)?;
         row.as_ref().map(order_from).transpose()
@@ -186,6 +189,7 @@ impl OrderRepository for OrderStore {
         .bind(order.get())
         .bind(user.as_str())
         .execute(self.router.pool(&t.route).map_err(router)?)
+        .within(self.router.read_timeout())
         .await
         .map_err(repo)?;
         Ok(r.rows_affected() == 1)
@@ -214,7 +218,7 @@ impl GrantRepository for OrderStore {
              WHERE order_id = ? AND user_id = ? AND grant_state = 'init'",
             t.order
         );
-        retrying(|| async {
+        retrying(self.router.read_timeout(), || async {
             let mut tx = pool.begin().await?;
             let first = sqlx::query(&mark)
                 .bind(message_id)
@@ -247,6 +251,7 @@ impl GrantRepository for OrderStore {
             sqlx::query_scalar("SELECT processed_at FROM processed_message WHERE message_id = ?")
                 .bind(message_id)
                 .fetch_optional(self.router.pool(&t.route).map_err(router)?)
+                .within(self.router.read_timeout())
                 .await
                 .map_err(repo)?;
         Ok(found.is_some())
