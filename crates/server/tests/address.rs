@@ -475,4 +475,15 @@ async fn physical_prizes_wait_for_their_address(mode: Mode) {
     );
     let direct_id = direct["order_id"].as_str().expect("order id");
     order_reaches(&app, &dave, direct_id, "complete").await;
+
+    // Documented, with the answers a client must handle.
+    let (_, spec) = app.call(Method::GET, "/openapi.json", None, None).await;
+    let put = &spec["paths"]["/api/v1/me/orders/{order_id}/shipping"]["put"]["responses"];
+    for status in ["200", "404", "409", "422"] {
+        assert!(put.get(status).is_some(), "PUT shipping {status}: {put}");
+    }
+    let list = &spec["paths"]["/api/v1/admin/orders"]["get"]["responses"];
+    assert!(list.get("400").is_some(), "{list}");
+    let draw = &spec["paths"]["/api/v1/activities/{id}/draw"]["post"]["responses"];
+    assert!(draw.get("422").is_some(), "{draw}");
 }

@@ -111,7 +111,7 @@ pub async fn activity(
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
         (status = 410, body = crate::error::ErrorBody),
-        (status = 422, description = "the shipping address is refused; the message names the field", body = crate::error::ErrorBody),
+        (status = 422, description = "code `invalid_request`: the body is refused (a shipping address field missing, unknown, mistyped or invalid); the message names the field; nothing was drawn", body = crate::error::ErrorBody),
         (status = 429, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)))]
 pub async fn draw(
     State(state): State<AppState>,
@@ -147,7 +147,7 @@ pub async fn draw(
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
         (status = 410, body = crate::error::ErrorBody),
-        (status = 422, description = "the shipping address is refused; the message names the field", body = crate::error::ErrorBody),
+        (status = 422, description = "code `invalid_request`: the shipping address is refused; the message names the field; nothing was drawn", body = crate::error::ErrorBody),
         (status = 429, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)))]
 pub async fn draw_by_rules(
     State(state): State<AppState>,
