@@ -254,7 +254,9 @@ async fn apply(
         }
         if let Some((order, message)) = &record.win {
             insert_order(tx, &t.order, order).await?;
-            insert_outbox(tx, message).await?;
+            if let Some(message) = message {
+                insert_outbox(tx, message).await?;
+            }
         }
         Ok(RecordOutcome::Recorded)
     }

@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use db_router::Router;
-use lottery_activity::{GrantRepository, OrderRepository, OutboxMessage, Page, WinOrder};
+use lottery_activity::{
+    GiveAddress, GrantRepository, OrderFilter, OrderRepository, OutboxMessage, Page, WinOrder,
+};
 use lottery_award::{Award, GrantState};
 use lottery_domain::{
     ActivityId, AwardId, OrderId, RepoError, RepoResult, StrategyId, TakeId, UserId,
@@ -193,6 +195,107 @@ impl OrderRepository for OrderStore {
         .await
         .map_err(repo)?;
         Ok(r.rows_affected() == 1)
+    }
+
+    async fn give_address(
+        &self,
+        user: &UserId,
+        order: OrderId,
+        message: &OutboxMessage,
+    ) -> RepoResult<GiveAddress> {
+        let t = UserTables::of(&self.router, user);
+        let pool = self.router.pool(&t.route).map_err(router)?;
+        // The compare-and-set decides between concurrent callers: on MariaDB the loser's
+        // UPDATE waits for the winner's row lock and then matches nothing; SQLite has one
+        // writer at a time.
+        let give = format!(
+            "UPDATE {} SET grant_state = ? WHERE order_id = ? AND user_id = ? AND grant_state = ?",
+            t.order
+        );
+        let current = format!(
+            "SELECT grant_state FROM {} WHERE order_id = ? AND user_id = ?",
+            t.order
+        );
+        let stored: Option<Option<String>> = retrying(|| async {
+            let mut tx = pool.begin().await?;
+            let given = sqlx::query(&give)
+                .bind(GrantState::Init.as_str())
+                .bind(order.get())
+                .bind(user.as_str())
+                .bind(GrantState::AwaitingAddress.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if !given {
+                let state: Option<String> = sqlx::query_scalar(&current)
+                    .bind(order.get())
+                    .bind(user.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                tx.rollback().await?;
+                return Ok(Some(state));
+            }
+            insert_outbox(&mut tx, message).await?;
+            tx.commit().await?;
+            Ok(None)
+        })
+        .await?;
+        match stored {
+            None => Ok(GiveAddress::Given),
+            Some(None) => Ok(GiveAddress::NotFound),
+            Some(Some(state)) => Ok(GiveAddress::NotAwaiting(parse(
+                "grant_state",
+                state.parse(),
+            )?)),
+        }
+    }
+
+    async fn orders_in_state(
+        &self,
+        filter: &OrderFilter,
+        after: Option<OrderId>,
+        limit: u32,
+    ) -> RepoResult<Vec<WinOrder>> {
+        let limit = limit.clamp(1, Page::MAX_LIMIT);
+        let state = filter.state.as_str();
+        let activity = filter.activity.map(ActivityId::get);
+        // Order ids are positive: 0 lies below all of them.
+        let after = after.map_or(0, OrderId::get);
+        let per_table = self
+            .router
+            .fan_out(|route, pool| async move {
+                let sql = format!(
+                    "SELECT {ORDER_COLUMNS} FROM {} WHERE grant_state = ?{} AND order_id > ? \
+                     ORDER BY order_id LIMIT ?",
+                    route.table("win_order"),
+                    if activity.is_some() {
+                        " AND activity_id = ?"
+                    } else {
+                        ""
+                    }
+                );
+                let mut query = sqlx::query(&sql).bind(state);
+                if let Some(activity) = activity {
+                    query = query.bind(activity);
+                }
+                query
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(&pool)
+                    .await
+            })
+            .await
+            .map_err(repo)?;
+        // Each table's first `limit` rows above `after` include the first `limit` of all.
+        let mut orders = per_table
+            .iter()
+            .flat_map(|(_, rows)| rows)
+            .map(order_from)
+            .collect::<RepoResult<Vec<_>>>()?;
+        orders.sort_unstable_by_key(|o| o.order_id);
+        orders.truncate(limit as usize);
+        Ok(orders)
     }
 }
 
