@@ -216,7 +216,7 @@ impl OrderRepository for OrderStore {
             "SELECT grant_state FROM {} WHERE order_id = ? AND user_id = ?",
             t.order
         );
-        let stored: Option<Option<String>> = retrying(|| async {
+        let stored: Option<Option<String>> = retrying(self.router.read_timeout(), || async {
             let mut tx = pool.begin().await?;
             let given = sqlx::query(&give)
                 .bind(GrantState::Init.as_str())
@@ -283,6 +283,7 @@ impl OrderRepository for OrderStore {
                     .bind(after)
                     .bind(i64::from(limit))
                     .fetch_all(&pool)
+                    .within(self.router.read_timeout())
                     .await
             })
             .await
