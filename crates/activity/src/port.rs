@@ -372,6 +372,9 @@ pub struct StockSnapshot {
     pub stock_left: u64,
     pub awards_left: Vec<(AwardId, u64)>,
     pub expires_at: DateTime<Utc>,
+    /// No take of the activity is recorded (nor can one of an older generation still be):
+    /// from this load on, the store holds an entry for every user who claims.
+    pub nobody_drew: bool,
 }
 
 /// A claim the store holds that no draw has settled yet (recorded or given back).
@@ -436,6 +439,16 @@ pub trait StockLedger: Send + Sync {
     ) -> Result<(), StockError>;
     /// The generation of the loaded stock, `None` when not loaded.
     async fn generation(&self, activity: ActivityId) -> Result<Option<u64>, StockError>;
+    /// The user's takes as the store counts them, without touching the database: `Some(n)`
+    /// from the user's entry (of any generation: a take always goes through the store), or
+    /// `Some(0)` when the user has none and the store has held every claimant's entry since
+    /// nobody had drawn ([`StockSnapshot::nobody_drew`]); `None` when it cannot tell (the
+    /// entries were lost, or the stock was first loaded mid-campaign).
+    async fn user_takes(
+        &self,
+        activity: ActivityId,
+        user: &UserId,
+    ) -> Result<Option<u32>, StockError>;
     /// Activity stock left, `None` when not loaded.
     async fn stock_left(&self, activity: ActivityId) -> Result<Option<u64>, StockError>;
     /// Stock left of each award, `None` for an award not loaded.

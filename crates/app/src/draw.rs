@@ -153,13 +153,25 @@ impl Lottery {
     }
 
     async fn run_draw(&self, req: DrawRequest) -> Result<DrawResult, AppError> {
-        if let Some(key) = &req.idempotency_key
+        let config = self.cache.get(req.activity).await?;
+        let now = self.svc.clock.now();
+        // Only a user who took part can have a draw to replay, and the stock store knows who
+        // did: a new user's keyed draw (the shape of a spike) touches no database before its
+        // claim, and a sold-out answer none at all.
+        let may_replay = req.idempotency_key.is_some()
+            && !matches!(
+                self.svc.stock.user_takes(req.activity, &req.user).await,
+                Ok(Some(0))
+            );
+        if config.known_sold_out(now.timestamp_millis()) && !may_replay {
+            return Err(ParticipationError::SoldOut.into());
+        }
+        if may_replay
+            && let Some(key) = &req.idempotency_key
             && let Some(past) = self.replay(&req.user, key, req.activity).await?
         {
             return Ok(past);
         }
-        let config = self.cache.get(req.activity).await?;
-        let now = self.svc.clock.now();
         // Stock and quota are checked atomically by the claim; here only state and window.
         config.activity.check_participation(now, u64::MAX, 0)?;
         if config.known_sold_out(now.timestamp_millis()) {
@@ -431,6 +443,7 @@ impl Lottery {
             .fence_stock(id, min)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("activity {id}")))?;
+        let stock = u64::from(self.cache.get(id).await?.activity.stock());
         self.svc
             .stock
             .load_activity(&StockSnapshot {
@@ -439,6 +452,7 @@ impl Lottery {
                 stock_left: counts.stock_left,
                 awards_left: counts.awards_left,
                 expires_at,
+                nobody_drew: counts.stock_left >= stock,
             })
             .await?;
         Ok(())

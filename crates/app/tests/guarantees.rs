@@ -368,6 +368,7 @@ async fn drift_above_the_records_is_repaired(mode: Mode) {
             stock_left: 10,
             awards_left: vec![(d.award_ids[0], 10)],
             expires_at: chrono::Utc::now() + chrono::Duration::days(1),
+            nobody_drew: false,
         })
         .await
         .expect("load");
@@ -383,4 +384,68 @@ async fn drift_above_the_records_is_repaired(mode: Mode) {
             .expect("loaded")
             .repaired
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs MariaDB at 127.0.0.1:3306 and Redis at 127.0.0.1:6379"]
+async fn sold_out_is_answered_without_the_database() {
+    let proxy = TcpProxy::for_service(Service::MariaDb)
+        .await
+        .expect("proxy");
+    let w = world_opts(
+        Mode::Cluster,
+        Options {
+            shards_via: Some(&proxy),
+            ..Options::default()
+        },
+        |s| s,
+    )
+    .await;
+    let d = running(
+        &w.lottery,
+        command(
+            2,
+            1,
+            DrawMode::Single,
+            vec![award(AwardKind::COUPON, "coupon", 2, "1")],
+        ),
+    )
+    .await;
+    let activity = d.activity_id;
+    for user in ["first", "second"] {
+        let won = w
+            .lottery
+            .draw(keyed(user, activity, "k"))
+            .await
+            .expect("draw");
+        assert_eq!(won.result, DrawOutcome::Win);
+    }
+
+    // The shards stall: new users' keyed draws, spread past the sold-out memo, are still
+    // answered at once, from the stock store.
+    proxy.pause();
+    for i in 0..12 {
+        let answer = tokio::time::timeout(
+            Duration::from_millis(1_500),
+            w.lottery.draw(keyed(&format!("late-{i}"), activity, "k")),
+        )
+        .await;
+        assert!(
+            matches!(
+                answer,
+                Ok(Err(AppError::Participation(ParticipationError::SoldOut)))
+            ),
+            "answered sold out without the database: {answer:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    proxy.resume();
+    // A winner's replay still finds the win.
+    let replay = w
+        .lottery
+        .draw(keyed("first", activity, "k"))
+        .await
+        .expect("replay");
+    assert_eq!(replay.result, DrawOutcome::Win);
+    assert!(replay.replayed);
 }

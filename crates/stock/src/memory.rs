@@ -21,6 +21,8 @@ struct Stock {
     expires_at: DateTime<Utc>,
     /// Claims not settled yet, with their claim time (ms).
     pending: HashMap<TakeId, i64>,
+    /// Every claimant has an entry in `users` (see [`StockSnapshot::nobody_drew`]).
+    complete: bool,
 }
 
 #[derive(Debug)]
@@ -136,11 +138,12 @@ impl State {
         let not_loaded = || StockError::NotLoaded(Missing::Activity(c.activity_id, generation));
         // Every check first, with nothing changed yet, so an early return takes nothing.
         if c.take {
+            // Sold out needs no user: a spike of new users is answered without loading them.
+            if stock.left == 0 {
+                return Ok(ClaimOutcome::SoldOut);
+            }
             match self.users.get(&user_key) {
                 Some(user) if user.generation == generation => {
-                    if stock.left == 0 {
-                        return Ok(ClaimOutcome::SoldOut);
-                    }
                     if user.used >= c.take_limit {
                         return Ok(ClaimOutcome::QuotaExhausted);
                     }
@@ -311,10 +314,10 @@ impl StockLedger for MemoryLedger {
         {
             return Ok(());
         }
-        let pending = st
+        let (pending, complete) = st
             .activities
             .remove(&s.activity_id)
-            .map(|old| old.pending)
+            .map(|old| (old.pending, old.complete))
             .unwrap_or_default();
         st.activities.insert(
             s.activity_id,
@@ -324,6 +327,7 @@ impl StockLedger for MemoryLedger {
                 awards: s.awards_left.iter().copied().collect(),
                 expires_at: s.expires_at,
                 pending,
+                complete: complete || s.nobody_drew,
             },
         );
         Ok(())
@@ -362,6 +366,23 @@ impl StockLedger for MemoryLedger {
         let mut st = self.lock();
         st.expire(activity, None, None);
         Ok(st.activities.get(&activity).map(|s| s.generation))
+    }
+
+    async fn user_takes(
+        &self,
+        activity: ActivityId,
+        user: &UserId,
+    ) -> Result<Option<u32>, StockError> {
+        let mut st = self.lock();
+        st.expire(activity, Some(user), None);
+        if let Some(u) = st.users.get(&(activity, user.clone())) {
+            return Ok(Some(u.used));
+        }
+        Ok(st
+            .activities
+            .get(&activity)
+            .is_some_and(|s| s.complete)
+            .then_some(0))
     }
 
     async fn stock_left(&self, activity: ActivityId) -> Result<Option<u64>, StockError> {
@@ -437,6 +458,7 @@ mod tests {
             stock_left: 3,
             awards_left: vec![],
             expires_at,
+            nobody_drew: false,
         };
         ledger.load_activity(&snapshot(past)).await.expect("load");
         assert_eq!(ledger.stock_left(activity).await, Ok(None));

@@ -35,9 +35,9 @@ local take = ARGV[1] == '1'
 if take then
   local stock = redis.call('GET', KEYS[1])
   if not stock then return 'NL_A|' .. gen end
+  if tonumber(stock) <= 0 then return 'SOLD_OUT' end
   local user = redis.call('HMGET', KEYS[2], 'g', 'n')
   if user[1] ~= gen or not user[2] then return 'NL_U|' .. gen end
-  if tonumber(stock) <= 0 then return 'SOLD_OUT' end
   if tonumber(user[2]) >= tonumber(ARGV[2]) then return 'QUOTA' end
 end
 local award = ''
@@ -102,16 +102,24 @@ redis.call('ZREM', KEYS[7], ARGV[2])
 return 1
 ";
 
-/// KEYS: stock, generation, then one per award. ARGV: expiry (ms), stock left, generation,
-/// then one per award. Replaces the stock only with a newer generation.
+/// KEYS: stock, generation, complete marker, then one per award. ARGV: expiry (ms), stock
+/// left, generation, nobody drew (1/0), then one per award. Replaces the stock only with a
+/// newer generation. The marker says every claimant has a user entry: set when nobody has
+/// drawn, kept across loads while the generation key survives (the user entries did too),
+/// and cleared when the stock is loaded afresh mid-campaign (the entries may be gone).
 const LOAD: &str = r"
 local current = redis.call('GET', KEYS[2])
 if current and tonumber(current) >= tonumber(ARGV[3]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[1])
-for i = 3, #KEYS do
+for i = 4, #KEYS do
   redis.call('SET', KEYS[i], ARGV[i + 1], 'PXAT', ARGV[1])
 end
 redis.call('SET', KEYS[2], ARGV[3], 'PXAT', ARGV[1])
+if ARGV[4] == '1' then
+  redis.call('SET', KEYS[3], '1', 'PXAT', ARGV[1])
+elseif not current then
+  redis.call('DEL', KEYS[3])
+end
 return 1
 ";
 
@@ -264,6 +272,10 @@ impl RedisLedger {
         format!("{}:gen", self.base(activity))
     }
 
+    fn complete_key(&self, activity: ActivityId) -> String {
+        format!("{}:complete", self.base(activity))
+    }
+
     fn pending_key(&self, activity: ActivityId) -> String {
         format!("{}:pending", self.base(activity))
     }
@@ -413,6 +425,13 @@ impl RedisLedger {
             .map_err(unavailable)
     }
 
+    async fn pipe<T: redis::FromRedisValue>(&self, p: &redis::Pipeline) -> Result<T, StockError> {
+        let mut conn = self.conn().await?;
+        self.within(p.query_async(&mut conn))
+            .await?
+            .map_err(unavailable)
+    }
+
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StockError> {
         let mut conn = self.conn().await?;
         self.within(cmd.query_async(&mut conn))
@@ -456,10 +475,12 @@ impl StockLedger for RedisLedger {
     async fn load_activity(&self, s: &StockSnapshot) -> Result<(), StockError> {
         let mut inv = self.load.prepare_invoke();
         inv.key(self.stock_key(s.activity_id))
-            .key(self.generation_key(s.activity_id));
+            .key(self.generation_key(s.activity_id))
+            .key(self.complete_key(s.activity_id));
         inv.arg(millis(s.expires_at))
             .arg(s.stock_left)
-            .arg(s.generation);
+            .arg(s.generation)
+            .arg(u8::from(s.nobody_drew));
         for (award, left) in &s.awards_left {
             inv.key(self.award_key(s.activity_id, *award));
             inv.arg(*left);
@@ -492,6 +513,28 @@ impl StockLedger for RedisLedger {
                 .to_owned(),
         )
         .await
+    }
+
+    async fn user_takes(
+        &self,
+        activity: ActivityId,
+        user: &UserId,
+    ) -> Result<Option<u32>, StockError> {
+        // One slot (the activity's hash tag), so one round trip even on a cluster.
+        let (used, complete): (Option<i64>, i64) = self
+            .pipe(
+                redis::pipe()
+                    .cmd("HGET")
+                    .arg(self.user_key(activity, user))
+                    .arg("n")
+                    .cmd("EXISTS")
+                    .arg(self.complete_key(activity)),
+            )
+            .await?;
+        Ok(match used {
+            Some(n) => Some(u32::try_from(n.max(0)).unwrap_or(u32::MAX)),
+            None => (complete == 1).then_some(0),
+        })
     }
 
     async fn stock_left(&self, activity: ActivityId) -> Result<Option<u64>, StockError> {

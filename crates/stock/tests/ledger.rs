@@ -46,12 +46,24 @@ async fn load(l: &dyn StockLedger, stock: u64, awards: &[(i64, u64)]) {
 }
 
 async fn load_gen(l: &dyn StockLedger, generation: u64, stock: u64, awards: &[(i64, u64)]) {
+    load_as(l, act(), generation, stock, awards, false).await;
+}
+
+async fn load_as(
+    l: &dyn StockLedger,
+    activity: ActivityId,
+    generation: u64,
+    stock: u64,
+    awards: &[(i64, u64)],
+    nobody_drew: bool,
+) {
     l.load_activity(&StockSnapshot {
-        activity_id: act(),
+        activity_id: activity,
         generation,
         stock_left: stock,
         awards_left: awards.iter().map(|(a, n)| (aid(*a), *n)).collect(),
         expires_at: Utc::now() + chrono::Duration::hours(1),
+        nobody_drew,
     })
     .await
     .expect("load activity");
@@ -239,7 +251,57 @@ ledger_tests!(
     a_reload_replaces_only_older_generations,
     pending_claims_are_listed_until_settled_or_released,
     every_key_expires,
+    who_took_part_is_known_without_the_database,
 );
+
+async fn who_took_part_is_known_without_the_database(s: &Subject) {
+    let l = &*s.ledger;
+    let user = |u: &str| UserId::new(u).expect("user");
+    // Loaded mid-campaign into an empty store: users drew before, their entries are not here.
+    load_as(l, act(), 1, 10, &[], false).await;
+    assert_eq!(l.user_takes(act(), &user("new")).await, Ok(None));
+    // Nobody has drawn: from now on every claimant has an entry.
+    let fresh = ActivityId::new(A + 1).expect("id");
+    load_as(l, fresh, 1, 10, &[], true).await;
+    assert_eq!(l.user_takes(fresh, &user("new")).await, Ok(Some(0)));
+    l.load_user(
+        fresh,
+        &user("u"),
+        0,
+        1,
+        Utc::now() + chrono::Duration::hours(1),
+    )
+    .await
+    .expect("load user");
+    let mut c = claim(1, "u", true, 3, None, None);
+    c.activity_id = fresh;
+    assert!(matches!(
+        l.claim(&c).await,
+        Ok(ClaimOutcome::Granted { .. })
+    ));
+    assert_eq!(l.user_takes(fresh, &user("u")).await, Ok(Some(1)));
+    // A later reload over the live store keeps the entries, and so the knowledge.
+    load_as(l, fresh, 2, 9, &[], false).await;
+    assert_eq!(l.user_takes(fresh, &user("new")).await, Ok(Some(0)));
+    assert_eq!(l.user_takes(fresh, &user("u")).await, Ok(Some(1)));
+    if let Some((mut conn, _)) = s.direct().await {
+        // Entries lost (a flush): a fresh load mid-campaign must not claim to know.
+        let keys: Vec<String> = s
+            .keys_with_ttl()
+            .await
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        let _: i64 = cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .expect("del");
+        load_as(l, fresh, 3, 9, &[], false).await;
+        assert_eq!(l.user_takes(fresh, &user("new")).await, Ok(None));
+        assert_eq!(l.user_takes(fresh, &user("u")).await, Ok(None));
+    }
+}
 
 fn granted(award: Option<i64>, fallback: bool, exhausted: bool, generation: u64) -> ClaimOutcome {
     ClaimOutcome::Granted {
@@ -317,6 +379,12 @@ async fn sold_out_and_quota_take_nothing(s: &Subject) {
         l.awards_left(act(), &[aid(1)]).await,
         Ok(vec![Some(1)]),
         "a sold-out claim takes no award"
+    );
+    // Sold out needs no user entry: a new user is not sent to load one.
+    assert_eq!(
+        l.claim(&claim(4, "never-loaded", true, 2, None, None))
+            .await,
+        Ok(ClaimOutcome::SoldOut)
     );
 }
 
@@ -622,6 +690,7 @@ async fn every_key_expires(s: &Subject) {
         stock_left: 5,
         awards_left: vec![(aid(1), 2), (aid(2), 2)],
         expires_at: soon,
+        nobody_drew: true,
     })
     .await
     .expect("load");
@@ -637,8 +706,9 @@ async fn every_key_expires(s: &Subject) {
     l.release(&released).await.expect("release");
     let keys = s.keys_with_ttl().await;
     if s.redis.is_some() {
-        // stock, generation, two awards, the user, two claim records, pending claims.
-        assert_eq!(keys.len(), 8, "{keys:?}");
+        // stock, generation, the users marker, two awards, the user, two claim records,
+        // pending claims.
+        assert_eq!(keys.len(), 9, "{keys:?}");
     }
     for (key, ttl) in &keys {
         assert!(*ttl > 0, "key {key} has no expiry ({ttl})");
