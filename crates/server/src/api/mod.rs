@@ -43,7 +43,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "Lottery", description = "Prize-draw campaigns: admins deploy and review activities, users draw."),
     paths(
-        admin::deploy, admin::list, admin::detail, admin::revise, admin::act, admin::create_tree, admin::get_tree,
+        admin::deploy, admin::list, admin::detail, admin::revise, admin::act, admin::create_tree, admin::list_trees, admin::get_tree,
         admin::simulate, user::activity, user::draw, user::draw_by_rules, user::my_orders, user::my_activity,
         ops::healthz, ops::readyz, ops::metrics
     ),
@@ -68,7 +68,10 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
             "/api/v1/admin/activities/{id}/actions/{action}",
             post(admin::act),
         )
-        .route("/api/v1/admin/rule-trees", post(admin::create_tree))
+        .route(
+            "/api/v1/admin/rule-trees",
+            post(admin::create_tree).get(admin::list_trees),
+        )
         .route("/api/v1/admin/rule-trees/{id}", get(admin::get_tree))
         .route("/api/v1/admin/strategies/simulate", post(admin::simulate))
         .route("/api/v1/activities/{id}", get(user::activity))
