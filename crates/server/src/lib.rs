@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod request_id;
 pub mod state;
 pub mod telemetry;
+pub mod web;
 
 use std::net::SocketAddr;
 

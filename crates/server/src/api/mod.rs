@@ -82,6 +82,7 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .merge(crate::web::routes())
         .fallback(|| async {
             error_response(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
