@@ -13,6 +13,7 @@ const TOKEN_KEY = 'lottery.admin-token';
 
 function App() {
   const [token, setToken] = useState<string | null>(() => takeToken(TOKEN_KEY));
+  const [why, setWhy] = useState<string | null>(null);
   const path = usePath();
 
   useEffect(() => {
@@ -26,9 +27,15 @@ function App() {
         what="Admin token"
         onToken={(t) => {
           saveToken(TOKEN_KEY, t);
+          setWhy(null);
           setToken(t);
         }}
       >
+        {why && (
+          <Notice kind="bad" live>
+            {why}
+          </Notice>
+        )}
         <p>
           Sign in with an admin token. An operator prints one with{' '}
           <code>lottery token --admin</code>.
@@ -43,7 +50,12 @@ function App() {
     navigate('/console');
   };
   const wrongRole = tokenRole(token) !== null && tokenRole(token) !== 'admin';
-  const expired = () => signOut();
+  const expired = () => {
+    // Stay on the page asked for: signing in again comes back to it.
+    clearToken(TOKEN_KEY);
+    setWhy('The API refused the token (expired, or not signed by this server). Sign in again.');
+    setToken(null);
+  };
 
   let page;
   let m: RegExpExecArray | null;

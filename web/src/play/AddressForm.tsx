@@ -4,7 +4,7 @@
 
 import { useState } from 'preact/hooks';
 import { ApiError, type Order, type ShippingAddress } from '../api';
-import { ErrorNotice, Field, Notice } from '../ui';
+import { ErrorNotice, Field } from '../ui';
 
 type Key = keyof ShippingAddress;
 
@@ -36,7 +36,8 @@ export function AddressForm({
 }: {
   order: Order;
   call: (path: string, body: unknown) => Promise<unknown>;
-  onSaved: () => void;
+  /** Called with what to tell the player once the order no longer waits for an address. */
+  onSaved: (message: string) => void;
 }) {
   const [values, setValues] = useState<Record<Key, string>>({
     recipient: '',
@@ -50,7 +51,6 @@ export function AddressForm({
   });
   const [errors, setErrors] = useState<Partial<Record<Key, string>>>({});
   const [error, setError] = useState<unknown>(null);
-  const [done, setDone] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 
   const submit = async (e: Event) => {
@@ -79,8 +79,7 @@ export function AddressForm({
     setBusy(true);
     try {
       await call(`/api/v1/me/orders/${encodeURIComponent(order.order_id)}/shipping`, body);
-      setDone(`Thank you! Your ${order.award.name} will be sent to ${body.recipient}, ${body.city}.`);
-      onSaved();
+      onSaved(`Thank you! Your ${order.award.name} will be sent to ${body.recipient}, ${body.city}.`);
     } catch (err) {
       if (err instanceof ApiError && err.status === 422) {
         const k = badField(err);
@@ -89,8 +88,7 @@ export function AddressForm({
           document.getElementById(`ship-${order.order_id}-${k}`)?.focus();
         } else setError(err);
       } else if (err instanceof ApiError && err.status === 409) {
-        setDone('This prize no longer needs an address.');
-        onSaved();
+        onSaved(`Your ${order.award.name} no longer needs an address.`);
       } else {
         setError(err);
       }
@@ -99,13 +97,6 @@ export function AddressForm({
     }
   };
 
-  if (done) {
-    return (
-      <Notice kind="ok" live>
-        {done}
-      </Notice>
-    );
-  }
   return (
     <form class="panel" onSubmit={submit} noValidate aria-label={`Shipping address for ${order.award.name}`}>
       <p>

@@ -96,6 +96,7 @@ export function Game({ id, token, onSignOut }: Props) {
   const [won, setWon] = useState<number | null>(null);
   const [outcomes, setOutcomes] = useState<Outcome[]>([]);
   const [message, setMessage] = useState<Message | null>(null);
+  const [shipped, setShipped] = useState<string[]>([]);
   const pendingKey = useRef<string | null>(null);
 
   const api = async <T,>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown, headers?: Record<string, string>) => {
@@ -329,15 +330,23 @@ export function Game({ id, token, onSignOut }: Props) {
         )}
       </section>
 
-      {awaiting.length > 0 && (
+      {(awaiting.length > 0 || shipped.length > 0) && (
         <section aria-labelledby="ship-h">
-          <h2 id="ship-h">Where should we send your prize?</h2>
+          <h2 id="ship-h">{awaiting.length > 0 ? 'Where should we send your prize?' : 'Shipping'}</h2>
+          {shipped.map((text) => (
+            <Notice kind="ok" live key={text}>
+              {text}
+            </Notice>
+          ))}
           {awaiting.map((o) => (
             <AddressForm
               key={o.order_id}
               order={o}
               call={(path, body) => api('PUT', path, body)}
-              onSaved={() => void load()}
+              onSaved={(text) => {
+                setShipped((list) => [...list, text]);
+                void load();
+              }}
             />
           ))}
         </section>
