@@ -4,6 +4,8 @@
 //   LOTTERY_ADMIN_TOKEN      an admin token
 //   LOTTERY_USER_TOKEN       a player token (a player with no draws yet)
 //   LOTTERY_UPCOMING_ID      an approved activity that opens tomorrow
+//   LOTTERY_SOLD_OUT_ID      a running activity whose stock is all drawn
+//   LOTTERY_ENDED_ID         an activity whose window closed yesterday
 //   LOTTERY_ADDRESS_STEP     "1" when the API takes a shipping address after a win
 //   LOTTERY_ARTIFACTS        where screenshots go
 //   LOTTERY_CHROMIUM         the browser (default /usr/bin/chromium)
@@ -28,6 +30,8 @@ const base = env('LOTTERY_URL');
 const adminToken = env('LOTTERY_ADMIN_TOKEN');
 const userToken = env('LOTTERY_USER_TOKEN');
 const upcomingId = env('LOTTERY_UPCOMING_ID');
+const soldOutId = env('LOTTERY_SOLD_OUT_ID');
+const endedId = env('LOTTERY_ENDED_ID');
 const addressStep = env('LOTTERY_ADDRESS_STEP', '0') === '1';
 const artifacts = env('LOTTERY_ARTIFACTS', 'browser-artifacts');
 const executablePath = env('LOTTERY_CHROMIUM', '/usr/bin/chromium');
@@ -49,18 +53,48 @@ function fail(text) {
 }
 
 /** Everything the browser reports that a person would see as broken. */
+/**
+ * Error answers a step provokes on purpose (a stand-in server failure): each allows that
+ * many answers with this status to a URL ending so, and the browser's matching "Failed to
+ * load resource" console lines.
+ */
+const expectedErrors = [];
+const loadErrors = []; // statuses from "Failed to load resource" console lines
+
+function expectErrors(status, urlEnd, times) {
+  expectedErrors.push({ status, urlEnd, times, seen: 0 });
+}
+
 function watch(context, who) {
   context.setDefaultTimeout(TIMEOUT);
   context.on('console', (msg) => {
-    if (msg.type() === 'error') problems.push(`${who}: console error: ${msg.text()} (${msg.location().url})`);
+    if (msg.type() !== 'error') return;
+    const load = /^Failed to load resource: the server responded with a status of (\d+)/.exec(msg.text());
+    if (load) loadErrors.push({ who, status: Number(load[1]), text: msg.text() });
+    else problems.push(`${who}: console error: ${msg.text()} (${msg.location().url})`);
   });
   context.on('weberror', (e) => problems.push(`${who}: uncaught error: ${e.error()}`));
   context.on('requestfailed', (req) => {
     if (!closing) problems.push(`${who}: request failed: ${req.method()} ${req.url()} ${req.failure()?.errorText}`);
   });
   context.on('response', (res) => {
-    if (res.status() >= 400) problems.push(`${who}: HTTP ${res.status()} for ${res.request().method()} ${res.url()}`);
+    if (res.status() < 400) return;
+    const url = new URL(res.url()).pathname;
+    const expected = expectedErrors.find((e) => e.status === res.status() && url.endsWith(e.urlEnd) && e.seen < e.times);
+    if (expected) expected.seen += 1;
+    else problems.push(`${who}: HTTP ${res.status()} for ${res.request().method()} ${res.url()}`);
   });
+}
+
+/** Console lines about failed loads are fine only for the error answers expected. */
+function checkLoadErrors() {
+  for (const status of new Set(loadErrors.map((l) => l.status))) {
+    const logged = loadErrors.filter((l) => l.status === status);
+    const allowed = expectedErrors.filter((e) => e.status === status).reduce((t, e) => t + e.seen, 0);
+    if (logged.length > allowed) {
+      for (const l of logged.slice(allowed)) problems.push(`${l.who}: console error: ${l.text}`);
+    }
+  }
 }
 
 async function until(check, what, timeout = TIMEOUT) {
@@ -270,34 +304,56 @@ try {
     );
   }
 
-  step('player draws until the quota is used, seeing each result');
   const drawButton = play.getByRole('button', { name: 'Draw', exact: true });
   const result = play.getByTestId('result');
   const drawRequests = [];
   play.on('request', (r) => {
     if (r.method() === 'POST' && r.url().endsWith(`/api/v1/activities/${id}/draw`)) drawRequests.push(r.headers()['idempotency-key']);
   });
+
+  step('the server cannot tell how a draw went: the page retries with the same key, then says "try again"');
+  // A stand-in answers the first four tries as the API does when a draw's outcome is not
+  // known in time (503 outcome_unknown, Retry-After); the fifth reaches the server.
+  let unknown = 0;
+  const drawPath = `/api/v1/activities/${id}/draw`;
+  expectErrors(503, drawPath, 4);
+  await play.route(
+    (url) => url.pathname === drawPath,
+    async (route) => {
+      if (unknown >= 4) return route.continue();
+      unknown += 1;
+      await route.fulfill({
+        status: 503,
+        headers: { 'Retry-After': '1' },
+        json: { code: 'outcome_unknown', message: 'the outcome of the draw is not known yet; replay with the same Idempotency-Key' },
+      });
+    },
+  );
+  // By keyboard: focus the button and press Enter.
+  await drawButton.focus();
+  await play.keyboard.press('Enter');
+  await expectText(play.locator('main'), /The draw could not be completed just now\. Try again: you will not lose a draw\./, 'the try-again message');
+  await expectText(play.getByTestId('takes-left'), /Draws left: 3 of 3/, 'no draw used');
+  if (drawRequests.length !== 4 || new Set(drawRequests).size !== 1) fail(`four tries with one key: ${JSON.stringify(drawRequests)}`);
+
+  step('player draws until the quota is used, seeing each result');
   const expected = [
     /^You won: Phone!$/,
     /^You won: Thank-you note! \(the prize drawn had run out; this one stands in\) Thanks for playing!$/,
     /^You won: Thank-you note! \(the prize drawn had run out; this one stands in\) Thanks for playing!$/,
   ];
   for (let i = 0; i < 3; i++) {
-    if (i === 0) {
-      // By keyboard: focus the button and press Enter.
-      await drawButton.focus();
-      await play.keyboard.press('Enter');
-    } else {
-      await drawButton.click();
-    }
+    await drawButton.click();
     await expectText(play.getByTestId('takes-left'), new RegExp(`Draws left: ${2 - i} of 3`), `${2 - i} draws left`);
     await expectText(result, expected[i], `the result of draw ${i + 1}`);
     await until(async () => (await play.getByTestId('outcomes').locator('li').count()) === i + 1, `${i + 1} results listed`);
     console.log(`   draw ${i + 1}: ${await textOf(result)}`);
   }
   if ((await play.getByTestId('outcomes').locator('li').count()) !== 3) fail('each of the three results is listed');
-  if (drawRequests.length !== 3 || new Set(drawRequests).size !== 3 || drawRequests.some((k) => !k || k.length < 16)) {
-    fail(`each draw sends its own Idempotency-Key: ${JSON.stringify(drawRequests)}`);
+  // The retried draw went through under the key of its first try; each later one has its own.
+  const keys = drawRequests.slice(4);
+  if (keys.length !== 3 || keys[0] !== drawRequests[0] || new Set(keys).size !== 3 || keys.some((k) => !k || k.length < 16)) {
+    fail(`each draw sends its own Idempotency-Key, a retry the same: ${JSON.stringify(drawRequests)}`);
   }
   await expectText(play.getByTestId('blocked'), /You have used all your draws \(3 of 3\)/, 'the quota-used message');
   if (await drawButton.isEnabled()) fail('the draw button is disabled once the quota is used');
@@ -336,6 +392,14 @@ try {
   await play.goto(`${base}/play/${upcomingId}`);
   await expectText(play.getByTestId('blocked'), /The draw has not started yet\. It opens/, 'the not-started message');
   if (await drawButton.isEnabled()) fail('no draw before the start');
+
+  step('a sold-out draw and an ended one say so');
+  await play.goto(`${base}/play/${soldOutId}`);
+  await expectText(play.getByTestId('blocked'), /This draw is sold out: every draw has been taken\./, 'the sold-out message');
+  if (await drawButton.isEnabled()) fail('no draw when sold out');
+  await play.goto(`${base}/play/${endedId}`);
+  await expectText(play.getByTestId('blocked'), /This draw has ended/, 'the ended message');
+  if (await drawButton.isEnabled()) fail('no draw after the end');
 
   step("the admin's statistics follow, without a reload");
   await expectText(admin.locator('[data-stat="draws"]'), /^3$/, 'three draws');
@@ -397,6 +461,10 @@ try {
   await browser.close();
 }
 
+checkLoadErrors();
+for (const e of expectedErrors) {
+  if (e.seen !== e.times) problems.push(`expected ${e.times} answers ${e.status} to ${e.urlEnd}, saw ${e.seen}`);
+}
 if (problems.length > 0) {
   console.error(`The browser reported ${problems.length} problem(s):`);
   for (const p of problems) console.error(`  ${p}`);

@@ -303,6 +303,42 @@ async fn an_admin_and_a_player_in_a_real_browser() {
         assert_eq!(s, StatusCode::OK, "{v}");
     }
 
+    // A running activity whose only draw someone else took, and one that ended yesterday.
+    let body = |name: &str,
+                begin: chrono::DateTime<chrono::Utc>,
+                end: chrono::DateTime<chrono::Utc>| {
+        json!({
+            "name": name, "begin_time": begin.to_rfc3339(), "end_time": end.to_rfc3339(),
+            "stock": 1, "take_limit": 1,
+            "strategy": {"mode": "single", "awards": [
+                {"type": "coupon", "name": "Coupon", "content": "C", "count": 1, "rate": "0.5"}]}
+        })
+    };
+    let (sold_out, _) = app
+        .running_activity(body(
+            "Popular draw",
+            now - chrono::Duration::hours(1),
+            now + chrono::Duration::days(1),
+        ))
+        .await;
+    let someone = app.user("someone-else").await;
+    let (s, v) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/activities/{sold_out}/draw"),
+            Some(&someone),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (ended, _) = app
+        .running_activity(body(
+            "Yesterday's draw",
+            now - chrono::Duration::days(2),
+            now - chrono::Duration::days(1),
+        ))
+        .await;
+
     // The address step runs once the API takes a shipping address after a win.
     let (_, spec) = app.call(Method::GET, "/openapi.json", None, None).await;
     let address_step = spec["paths"]
@@ -326,6 +362,8 @@ async fn an_admin_and_a_player_in_a_real_browser() {
             .env("LOTTERY_ADMIN_TOKEN", admin)
             .env("LOTTERY_USER_TOKEN", player)
             .env("LOTTERY_UPCOMING_ID", upcoming)
+            .env("LOTTERY_SOLD_OUT_ID", sold_out)
+            .env("LOTTERY_ENDED_ID", ended)
             .env("LOTTERY_ADDRESS_STEP", if address_step { "1" } else { "0" })
             .env("LOTTERY_ARTIFACTS", &artifacts)
             .env("LOTTERY_CHROMIUM", chromium())
