@@ -363,6 +363,9 @@ try {
     step(`player gives the phone's shipping address on the page${addressStep ? '' : ' (to a stand-in of the shipping endpoint: SKIPPED against the real API, which has none yet)'}`);
     const form = play.getByRole('form', { name: 'Shipping address for Phone' });
     await form.waitFor();
+    if (addressStep) {
+      await expectText(admin.locator('[data-stat="awaiting_address"]'), /^1$/, 'the console counting the order awaiting an address');
+    }
     await form.getByRole('button', { name: 'Send my prize here' }).click();
     await expectText(form, /Enter your full name/, 'the missing-name message');
     await form.getByLabel('Full name').fill('Ada Player');
@@ -370,6 +373,14 @@ try {
     await form.getByLabel('Address line 1').fill('1 Test Street');
     await form.getByLabel('City').fill('London');
     await form.getByLabel('Postal code (optional)').fill('N1 9GU');
+    if (addressStep) {
+      // The server's checks go further than the page's: its 422 names the field, marked on the page.
+      expectErrors(422, '/shipping', 1);
+      await form.getByLabel('Country').fill('U');
+      await form.getByRole('button', { name: 'Send my prize here' }).click();
+      await expectText(form, /country must be at least 2 characters/, 'the server naming the bad field');
+      if ((await form.getByLabel('Country').getAttribute('aria-invalid')) !== 'true') fail('the field the server named is marked invalid');
+    }
     await form.getByLabel('Country').fill('United Kingdom');
     await fitsTheScreen(play, 'play: address form');
     await shot(play, 'play-address-phone');
