@@ -16,10 +16,10 @@ pub use event::{
 pub use model::{Activity, ActivityError, ActivitySpec, ParticipationError};
 pub use port::{
     ActivityFilter, ActivityRepository, ChangeFeed, ClaimFate, ClaimOutcome, ClaimRef, Deploy,
-    DrawRecord, DrawRepository, GrantRepository, JobLeases, Missing, OrderRepository,
-    OutboxBacklog, OutboxRepository, Page, PastDraw, PendingClaim, PendingMessage, RecordOutcome,
-    Revise, StockClaim, StockCounts, StockError, StockLedger, StockSnapshot, TakeOutcome,
-    TakeRepository, TakenId,
+    DrawRecord, DrawRepository, GiveAddress, GrantRepository, JobLeases, Missing, OrderFilter,
+    OrderRepository, OutboxBacklog, OutboxRepository, Page, PastDraw, PendingClaim, PendingMessage,
+    RecordOutcome, Revise, StockClaim, StockCounts, StockError, StockLedger, StockSnapshot,
+    TakeOutcome, TakeRepository, TakenId,
 };
 pub use records::{TakeState, UserTake, WinOrder};
 pub use state::{Action, ActivityState, TransitionError, UnknownName};

@@ -162,8 +162,10 @@ pub struct DrawRecord {
     pub user_id: UserId,
     /// The client's idempotency key, stored on the take so a replay finds this draw.
     pub idempotency_key: Option<String>,
-    /// The order and its outbox message for a win; `None` for a loss (the take is consumed).
-    pub win: Option<(WinOrder, OutboxMessage)>,
+    /// The order for a win, with its outbox message; `None` for a loss (the take is
+    /// consumed). The message is `None` for an order awaiting its shipping address: nothing
+    /// is delivered until [`OrderRepository::give_address`] writes it.
+    pub win: Option<(WinOrder, Option<OutboxMessage>)>,
     /// The stock generation of the draw's claim: the record is refused when the activity's
     /// stock was reloaded under a newer generation since (see
     /// [`ActivityRepository::fence_stock`]).
@@ -245,6 +247,51 @@ pub trait OrderRepository: Send + Sync {
         delivery: Option<&str>,
         at: DateTime<Utc>,
     ) -> RepoResult<bool>;
+    /// Starts the delivery of an order that awaits its shipping address: in one transaction
+    /// on the user's shard, moves the order's grant state from `awaiting_address` to `init`
+    /// (a compare-and-set) and inserts `message`, the invoice carrying the address. Of
+    /// concurrent calls for one order exactly one is [`GiveAddress::Given`]; the others, and
+    /// every later call, find it [`GiveAddress::NotAwaiting`].
+    ///
+    /// Errors: [`GiveAddress::NotAwaiting`] and [`GiveAddress::NotFound`] (the user has no
+    /// such order) write nothing. `RepoError::Conflict` when the outbox already holds a
+    /// message with the same id (nothing written). `RepoError::Unavailable` when the shard
+    /// cannot be reached or the commit's outcome is unknown: the order then tells whether
+    /// the address was given (`init` or later) or not (`awaiting_address`).
+    async fn give_address(
+        &self,
+        user: &UserId,
+        order: OrderId,
+        message: &OutboxMessage,
+    ) -> RepoResult<GiveAddress>;
+    /// Orders matching `filter` across every shard, with ids above `after`, in id order, at
+    /// most `limit` (1 to [`Page::MAX_LIMIT`]): page through them by passing the last id
+    /// seen. Indexed by (state, order id) in each shard table.
+    async fn orders_in_state(
+        &self,
+        filter: &OrderFilter,
+        after: Option<OrderId>,
+        limit: u32,
+    ) -> RepoResult<Vec<WinOrder>>;
+}
+
+/// How giving an order its shipping address fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GiveAddress {
+    /// The order moved to `init` and its delivery message was written.
+    Given,
+    /// The order is in this state, not `awaiting_address`: nothing was written.
+    NotAwaiting(GrantState),
+    /// The user has no order with this id.
+    NotFound,
+}
+
+/// Which orders an operator lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderFilter {
+    pub state: GrantState,
+    /// Only this activity's orders.
+    pub activity: Option<ActivityId>,
 }
 
 /// What one draw asks of the stock in one atomic step.

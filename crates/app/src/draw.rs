@@ -59,6 +59,11 @@ pub struct DrawResult {
     pub award: Option<Award>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order_id: Option<OrderId>,
+    /// For a win, the order's grant state: `awaiting_address` when the prize can only be
+    /// delivered to a shipping address and the draw carried none. A replay tells the state
+    /// the order is in now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant_state: Option<GrantState>,
     /// The drawn prize was out of stock and the strategy's fallback prize was given.
     pub fallback: bool,
     /// This answer repeats an earlier draw with the same idempotency key.
@@ -78,6 +83,7 @@ impl DrawResult {
             take_id: past.take.take_id,
             fallback: order.as_ref().is_some_and(|o| o.fallback),
             award: order.as_ref().map(|o| o.award.clone()),
+            grant_state: order.as_ref().map(|o| o.grant_state),
             order_id: order.map(|o| o.order_id),
             replayed: true,
         }
@@ -110,6 +116,10 @@ impl Lottery {
             return Err(AppError::Invalid(format!(
                 "idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY} bytes of printable text"
             )));
+        }
+        // Before anything is drawn or taken: a bad address is the caller's to fix.
+        if let Some(address) = &req.shipping {
+            address.validate()?;
         }
         let (mut outcome, joined) = match self.in_flight.join(&req) {
             // A replay of a draw still running here waits for that draw's outcome.
@@ -238,6 +248,7 @@ impl Lottery {
             take_id,
             order_id: record.win.as_ref().map(|(o, _)| o.order_id),
             award: record.win.as_ref().map(|(o, _)| o.award.clone()),
+            grant_state: record.win.as_ref().map(|(o, _)| o.grant_state),
             fallback: granted.fallback,
             replayed: false,
         };
@@ -484,6 +495,10 @@ impl Lottery {
                     config.awards.get(&a).cloned().ok_or_else(|| {
                         AppError::Internal(format!("award {a} is not configured"))
                     })?;
+                // A prize that can only be shipped waits for the address the draw did not
+                // carry; without a message nothing delivers it, or fails it, meanwhile.
+                let awaits_address =
+                    req.shipping.is_none() && self.svc.registry.needs_address(&award.kind);
                 let order = WinOrder {
                     order_id: self.svc.ids.order_id()?,
                     take_id,
@@ -491,23 +506,22 @@ impl Lottery {
                     activity_id: activity.id(),
                     strategy_id: activity.strategy_id(),
                     mode: config.strategy().mode(),
-                    award: award.clone(),
+                    award,
                     fallback,
-                    grant_state: GrantState::Init,
+                    grant_state: if awaits_address {
+                        GrantState::AwaitingAddress
+                    } else {
+                        GrantState::Init
+                    },
                     delivery: None,
                     created_at: now,
                     granted_at: None,
                 };
-                let invoice = AwardInvoice {
-                    version: AwardInvoice::VERSION,
-                    user_id: req.user.clone(),
-                    order_id: order.order_id,
-                    activity_id: activity.id(),
-                    award,
-                    shipping: req.shipping.clone(),
+                let message = if awaits_address {
+                    None
+                } else {
+                    Some(invoice_message(&order, req.shipping.clone(), now)?)
                 };
-                let message = OutboxMessage::invoice(&invoice, now)
-                    .map_err(|e| AppError::Internal(format!("invoice: {e}")))?;
                 Some((order, message))
             }
         };
@@ -520,4 +534,22 @@ impl Lottery {
             generation: granted.generation,
         })
     }
+}
+
+/// The delivery message of an order: the same whether the address came with the draw or
+/// later.
+pub(crate) fn invoice_message(
+    order: &WinOrder,
+    shipping: Option<ShippingAddress>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<OutboxMessage, AppError> {
+    let invoice = AwardInvoice {
+        version: AwardInvoice::VERSION,
+        user_id: order.user_id.clone(),
+        order_id: order.order_id,
+        activity_id: order.activity_id,
+        award: order.award.clone(),
+        shipping,
+    };
+    OutboxMessage::invoice(&invoice, at).map_err(|e| AppError::Internal(format!("invoice: {e}")))
 }

@@ -1,4 +1,5 @@
 use lottery_activity::{ParticipationError, StockError, TransitionError};
+use lottery_award::AddressError;
 use lottery_domain::RepoError;
 
 /// What a use case reports. The server maps each variant to one HTTP status in one place.
@@ -7,6 +8,9 @@ pub enum AppError {
     /// The input is invalid; the message names the problem.
     #[error("{0}")]
     Invalid(String),
+    /// A shipping address the platform cannot ship to; names the field.
+    #[error(transparent)]
+    BadAddress(#[from] AddressError),
     #[error("{0} not found")]
     NotFound(String),
     /// The user may not draw now (not open, not started, ended, sold out, quota used up).

@@ -10,6 +10,7 @@ mod draw;
 mod error;
 mod identity;
 mod inflight;
+mod orders;
 mod quiet;
 mod reconcile;
 mod scheduler;
@@ -35,6 +36,7 @@ pub use delivery::{AwardDelivery, InProcessBus, OutboxRelay, RelayOptions, Relay
 pub use draw::{DEFAULT_DRAW_DEADLINE, DrawOutcome, DrawRequest, DrawResult};
 pub use error::AppError;
 pub use identity::WorkerIdentity;
+pub use orders::OrderPage;
 pub use quiet::{Failure, LogGate};
 pub use reconcile::{ReconcileReport, Reconciler};
 pub use scheduler::{Job, JobReport, ReportHook, Scheduler, SchedulerOptions};

@@ -7,9 +7,9 @@ mod common;
 use std::collections::HashMap;
 
 use common::{DrawFault, FaultyDraws, Mode, award, command, running, world, world_with};
-use lottery_activity::{ActivityRepository, Page, ParticipationError};
+use lottery_activity::{ActivityRepository, OrderFilter, Page, ParticipationError};
 use lottery_app::{AppError, DrawOutcome, DrawRequest, DrawResult, Lottery};
-use lottery_award::AwardKind;
+use lottery_award::{AddressField, AwardKind, GrantState, ShippingAddress};
 use lottery_domain::{ActivityId, UserId};
 use lottery_strategy::DrawMode;
 
@@ -20,6 +20,7 @@ both_modes!(
     idempotency_key_replays_the_first_result,
     out_of_stock_award_falls_back,
     participation_rules_give_distinct_errors,
+    shipped_prizes_wait_for_an_address_given_once,
 );
 
 fn req(user: &str, activity: ActivityId) -> DrawRequest {
@@ -137,16 +138,34 @@ async fn seed_scenario_2000_users_100_stock(mode: Mode) {
             "database award {a}"
         );
     }
-    let orders: u64 = wins.values().sum();
+    // Phones won without an address wait for it: no message delivers them yet.
+    let phone = d.award_ids[0];
+    let delivered: u64 = wins
+        .iter()
+        .filter(|(a, _)| **a != phone)
+        .map(|(_, n)| n)
+        .sum();
     assert_eq!(
         w.storage
             .outbox()
             .count(lottery_storage::OutboxState::Pending)
             .await
             .expect("count"),
-        orders,
-        "one outbox message per win"
+        delivered,
+        "one outbox message per win, none for a phone awaiting its address"
     );
+    for res in results
+        .iter()
+        .flatten()
+        .filter(|r| r.result == DrawOutcome::Win)
+    {
+        let expected = if res.award.as_ref().map(|a| a.id) == Some(phone) {
+            GrantState::AwaitingAddress
+        } else {
+            GrantState::Init
+        };
+        assert_eq!(res.grant_state, Some(expected), "{res:?}");
+    }
 }
 
 async fn one_user_200_concurrent_draws_limit_3(mode: Mode) {
@@ -404,4 +423,128 @@ async fn participation_rules_give_distinct_errors(mode: Mode) {
         .draw(req("u2", ActivityId::new(42).expect("id")))
         .await;
     assert!(matches!(missing, Err(AppError::NotFound(_))), "{missing:?}");
+}
+
+fn address() -> ShippingAddress {
+    ShippingAddress {
+        recipient: "Ada".into(),
+        phone: "123".into(),
+        line1: "1 Main St".into(),
+        line2: None,
+        city: "Springfield".into(),
+        region: None,
+        postal_code: None,
+        country: "US".into(),
+    }
+}
+
+async fn shipped_prizes_wait_for_an_address_given_once(mode: Mode) {
+    let w = world(mode).await;
+    let d = running(
+        &w.lottery,
+        command(
+            10,
+            3,
+            DrawMode::Single,
+            vec![award(AwardKind::PHYSICAL, "phone", 10, "1")],
+        ),
+    )
+    .await;
+    let pending = || async {
+        w.storage
+            .outbox()
+            .count(lottery_storage::OutboxState::Pending)
+            .await
+            .expect("count")
+    };
+
+    // A bad address is refused before anything is taken.
+    let mut bad = req("ada", d.activity_id);
+    bad.shipping = Some(ShippingAddress {
+        city: " ".into(),
+        ..address()
+    });
+    match w.lottery.draw(bad).await {
+        Err(AppError::BadAddress(e)) => assert_eq!(e.field, AddressField::City),
+        other => panic!("a blank city must be refused, got {other:?}"),
+    }
+    let ada = UserId::new("ada").expect("user");
+    let standing = w
+        .lottery
+        .user_activity(&ada, d.activity_id)
+        .await
+        .expect("standing");
+    assert_eq!(standing.takes_used, 0);
+
+    // Without an address: won, waiting, nothing to deliver.
+    let won = w
+        .lottery
+        .draw(req("ada", d.activity_id))
+        .await
+        .expect("draw");
+    assert_eq!(won.grant_state, Some(GrantState::AwaitingAddress));
+    let order = won.order_id.expect("order");
+    assert_eq!(pending().await, 0);
+    let filter = OrderFilter {
+        state: GrantState::AwaitingAddress,
+        activity: Some(d.activity_id),
+    };
+    let listed = w
+        .lottery
+        .orders_in_state(filter, None, 50)
+        .await
+        .expect("list");
+    assert_eq!(
+        (
+            listed.items.iter().map(|o| o.order_id).collect::<Vec<_>>(),
+            listed.next_after
+        ),
+        (vec![order], None)
+    );
+    assert!(matches!(
+        w.lottery.orders_in_state(filter, None, 0).await,
+        Err(AppError::Invalid(_))
+    ));
+
+    // Given once: the rest of the racers are told it is not awaiting any more.
+    let racers: Vec<_> = (0..6)
+        .map(|_| {
+            let (lottery, ada) = (w.lottery.clone(), ada.clone());
+            tokio::spawn(async move { lottery.give_address(&ada, order, address()).await })
+        })
+        .collect();
+    let mut given = 0;
+    for r in racers {
+        match r.await.expect("task") {
+            Ok(o) => {
+                given += 1;
+                assert_eq!(o.grant_state, GrantState::Init);
+            }
+            Err(AppError::Conflict(m)) => assert!(m.contains("not awaiting an address"), "{m}"),
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    assert_eq!(given, 1);
+    assert_eq!(pending().await, 1, "one delivery message");
+    assert!(
+        w.lottery
+            .orders_in_state(filter, None, 50)
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+    assert!(matches!(
+        w.lottery
+            .give_address(&UserId::new("eve").expect("user"), order, address())
+            .await,
+        Err(AppError::NotFound(_))
+    ));
+
+    // With an address: delivered at once.
+    let mut with = req("bea", d.activity_id);
+    with.shipping = Some(address());
+    let direct = w.lottery.draw(with).await.expect("draw");
+    assert_eq!(direct.grant_state, Some(GrantState::Init));
+    assert_eq!(pending().await, 2);
 }

@@ -118,18 +118,22 @@ impl AwardDistributor for PhysicalDistributor {
         AwardKind::PHYSICAL
     }
 
+    fn needs_address(&self) -> bool {
+        true
+    }
+
     async fn distribute(&self, grant: &Grant) -> Result<Delivery, DistributeError> {
+        // A win without an address waits for it and is never sent here; an invoice without
+        // one (written before addresses could be given later) cannot be shipped.
         let Some(to) = &grant.shipping else {
             return Err(DistributeError::Permanent(
                 "physical goods need a shipping address".into(),
             ));
         };
-        if to.recipient.trim().is_empty() || to.line1.trim().is_empty() || to.city.trim().is_empty()
-        {
-            return Err(DistributeError::Permanent(
-                "the shipping address needs a recipient, a street line and a city".into(),
-            ));
-        }
+        // The same rules the address passed when it was given; checked again because an
+        // invoice may come from an older writer.
+        to.validate()
+            .map_err(|e| DistributeError::Permanent(e.to_string()))?;
         Ok(Delivery {
             detail: format!(
                 "shipment of {} to {}, {}, {} {} (order {})",
@@ -150,5 +154,51 @@ mod tests {
         assert_ne!(a, RedeemCodeDistributor::code_for("SPRING", 2));
         assert!(a.starts_with("SPRING-"));
         assert_eq!(a.len(), "SPRING-".len() + 13);
+    }
+
+    fn physical(shipping: Option<crate::ShippingAddress>) -> Grant {
+        Grant {
+            order_id: lottery_domain::OrderId::new(9).expect("id"),
+            user_id: lottery_domain::UserId::new("alice").expect("user"),
+            award: Award::new(
+                lottery_domain::AwardId::new(1).expect("id"),
+                AwardKind::PHYSICAL,
+                "Phone",
+                "SKU-1",
+            )
+            .expect("award"),
+            shipping,
+        }
+    }
+
+    #[test]
+    fn physical_goods_need_a_valid_address() {
+        use futures::executor::block_on;
+        assert!(PhysicalDistributor.needs_address());
+        assert!(!CouponDistributor.needs_address());
+        assert!(matches!(
+            block_on(PhysicalDistributor.distribute(&physical(None))),
+            Err(DistributeError::Permanent(_))
+        ));
+        let mut to = crate::ShippingAddress {
+            recipient: "Alice".into(),
+            phone: "1".into(),
+            line1: "1 Main St".into(),
+            line2: None,
+            city: "Springfield".into(),
+            region: None,
+            postal_code: None,
+            country: "US".into(),
+        };
+        let shipped =
+            block_on(PhysicalDistributor.distribute(&physical(Some(to.clone())))).expect("shipped");
+        assert!(shipped.detail.contains("Alice, 1 Main St, Springfield US"));
+        // A phone number the address check refuses is refused here in the same words.
+        to.phone = " ".into();
+        let expected = to.validate().expect_err("blank phone").to_string();
+        assert_eq!(
+            block_on(PhysicalDistributor.distribute(&physical(Some(to)))),
+            Err(DistributeError::Permanent(expected))
+        );
     }
 }

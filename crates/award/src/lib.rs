@@ -14,7 +14,10 @@ mod registry;
 pub use builtin::{
     CouponDistributor, DescriptionDistributor, PhysicalDistributor, RedeemCodeDistributor,
 };
-pub use grant::{Delivery, DistributeError, Grant, GrantState, GrantStateError, ShippingAddress};
+pub use grant::{
+    AddressError, AddressField, AddressProblem, Delivery, DistributeError, Grant, GrantState,
+    GrantStateError, ShippingAddress,
+};
 pub use kind::{AwardKind, AwardKindError};
 pub use model::{Award, AwardError};
 pub use port::{AwardDistributor, AwardRepository};

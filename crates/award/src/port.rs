@@ -15,6 +15,14 @@ pub trait AwardDistributor: Send + Sync {
         Ok(())
     }
 
+    /// Whether an award of this kind can only be delivered to a shipping address. A win
+    /// whose draw carried none is then stored `awaiting_address` and nothing is delivered
+    /// until the winner gives one (`PUT /api/v1/me/orders/{order_id}/shipping`); the grant
+    /// reaching [`distribute`](Self::distribute) carries it. False unless overridden.
+    fn needs_address(&self) -> bool {
+        false
+    }
+
     /// Delivers the award. Called at least once per grant (redeliveries happen), so it must be
     /// idempotent per `grant.order_id`.
     async fn distribute(&self, grant: &Grant) -> Result<Delivery, DistributeError>;

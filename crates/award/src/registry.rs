@@ -83,6 +83,12 @@ impl AwardRegistry {
             .validate(award)
     }
 
+    /// Whether awards of this kind wait for a shipping address before they are delivered;
+    /// false for a kind nobody registered (its delivery fails anyway).
+    pub fn needs_address(&self, kind: &AwardKind) -> bool {
+        self.get(kind).is_some_and(|d| d.needs_address())
+    }
+
     /// Delivers a grant through its kind's distributor. An unknown kind cannot be fixed by
     /// retrying, so it is a permanent failure.
     pub async fn distribute(&self, grant: &Grant) -> Result<Delivery, DistributeError> {

@@ -177,3 +177,48 @@ fn builtins_deliver_their_kinds() {
     let s = block_on(registry.distribute(&g)).expect("shipped");
     assert!(s.detail.contains("Springfield"));
 }
+
+/// A plug-in kind that ships goods, so it opts in to waiting for an address.
+struct Hamper;
+
+#[async_trait::async_trait]
+impl AwardDistributor for Hamper {
+    fn kind(&self) -> AwardKind {
+        AwardKind::from_static("hamper")
+    }
+
+    fn needs_address(&self) -> bool {
+        true
+    }
+
+    async fn distribute(&self, grant: &Grant) -> Result<Delivery, DistributeError> {
+        let to = grant
+            .shipping
+            .as_ref()
+            .ok_or_else(|| DistributeError::Permanent("no address".into()))?;
+        Ok(Delivery {
+            detail: format!("hamper to {}", to.city),
+        })
+    }
+}
+
+#[test]
+fn kinds_say_whether_they_wait_for_an_address() {
+    let registry = AwardRegistry::with_builtins()
+        .with(Arc::new(Hamper))
+        .expect("new kind")
+        .with(Arc::new(Points::default()))
+        .expect("new kind");
+    assert!(registry.needs_address(&AwardKind::PHYSICAL));
+    assert!(registry.needs_address(&AwardKind::from_static("hamper")));
+    // The default: a plug-in that does not say so is delivered at once.
+    assert!(!registry.needs_address(&Points::KIND));
+    for kind in [
+        AwardKind::DESCRIPTION,
+        AwardKind::REDEEM_CODE,
+        AwardKind::COUPON,
+    ] {
+        assert!(!registry.needs_address(&kind), "{kind}");
+    }
+    assert!(!registry.needs_address(&AwardKind::from_static("unknown")));
+}

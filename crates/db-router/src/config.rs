@@ -51,6 +51,14 @@ pub struct RouterConfig {
     /// process, a black-holed network) cannot hold row locks for long. 0 leaves the server's.
     #[serde(default = "defaults::idle_transaction_timeout_secs")]
     pub idle_transaction_timeout_secs: u64,
+    /// Upper bound, in milliseconds, on waiting for the database's answer to one operation
+    /// (a statement, or a whole transaction of the storage layer). Past it the operation
+    /// fails as unavailable and its connection is closed, never reused: a half-open
+    /// connection (a black-holed network) would otherwise wedge its holder and, on its
+    /// return to the pool, the pool. Longer than `statement_timeout_ms`, so the server ends
+    /// a merely slow statement first and the connection stays usable.
+    #[serde(default = "defaults::read_timeout_ms")]
+    pub read_timeout_ms: u64,
 }
 
 mod defaults {
@@ -64,7 +72,10 @@ mod defaults {
         600
     }
     pub(super) fn statement_timeout_ms() -> u64 {
-        8_000
+        5_000
+    }
+    pub(super) fn read_timeout_ms() -> u64 {
+        6_000
     }
     pub(super) fn idle_transaction_timeout_secs() -> u64 {
         10
@@ -84,6 +95,7 @@ impl RouterConfig {
             idle_timeout_secs: defaults::idle_timeout_secs(),
             statement_timeout_ms: defaults::statement_timeout_ms(),
             idle_transaction_timeout_secs: defaults::idle_transaction_timeout_secs(),
+            read_timeout_ms: defaults::read_timeout_ms(),
         }
     }
 
@@ -129,6 +141,9 @@ impl RouterConfig {
         self.dialect()?;
         if self.max_connections == 0 {
             return Err(RouterError::NoConnections);
+        }
+        if self.read_timeout_ms == 0 {
+            return Err(RouterError::NoReadTimeout);
         }
         Ok(())
     }

@@ -30,6 +30,10 @@ pub enum RouterError {
     #[error("invalid router config: max_connections must be at least 1")]
     NoConnections,
 
+    /// `read_timeout_ms = 0`: an operation could wait for ever on a dead connection.
+    #[error("invalid router config: read_timeout_ms must be at least 1")]
+    NoReadTimeout,
+
     /// A URL whose scheme is not `mysql`, `mariadb` or `sqlite`.
     #[error(
         "invalid router config: unsupported database URL `{url}` \

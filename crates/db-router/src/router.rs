@@ -39,6 +39,7 @@ pub struct Router {
     global: AnyPool,
     shards: Vec<AnyPool>,
     max_connections: u32,
+    read_timeout: Duration,
 }
 
 impl Router {
@@ -77,7 +78,15 @@ impl Router {
             global,
             shards,
             max_connections: config.max_connections,
+            read_timeout: Duration::from_millis(config.read_timeout_ms),
         })
+    }
+
+    /// How long one operation may wait for the database's answer
+    /// ([`RouterConfig::read_timeout_ms`]).
+    #[must_use]
+    pub fn read_timeout(&self) -> Duration {
+        self.read_timeout
     }
 
     /// Pool of the unsharded database.
@@ -202,6 +211,23 @@ async fn open_pool(
                         }
                     }
                     Ok(())
+                })
+            });
+            // sqlx pings every connection it takes back, without a bound: on a half-open
+            // connection that ping never ends and the pool's slot is gone for good. Pinging
+            // here first, bounded, closes such a connection instead (an error makes the pool
+            // drop it without a goodbye, which could block as well).
+            let bound = Duration::from_millis(config.read_timeout_ms.min(2_000));
+            options = options.after_release(move |conn, _meta| {
+                Box::pin(async move {
+                    match tokio::time::timeout(bound, conn.ping()).await {
+                        Ok(Ok(())) => Ok(true),
+                        Ok(Err(e)) => Err(e),
+                        Err(_elapsed) => Err(sqlx::Error::Io(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "connection did not answer a ping; closed",
+                        ))),
+                    }
                 })
             });
             url.to_owned()

@@ -76,17 +76,26 @@ impl Built {
         for l in &self.listeners {
             l.abort();
         }
-        for w in self.workers {
-            if tokio::time::timeout(Duration::from_secs(8), w)
-                .await
-                .is_err()
-            {
-                warn!("a worker did not stop in time");
-            }
+        // Every wait below is bounded, so a dead backend cannot hold the process: jobs end
+        // their round (each database operation is bounded by the read timeout) and give
+        // their leases up, or are left behind.
+        let workers = futures::future::join_all(self.workers);
+        if tokio::time::timeout(WORKERS_STOP, workers).await.is_err() {
+            warn!(bound = ?WORKERS_STOP, "workers did not stop in time; stopping without them");
         }
-        self.storage.close().await;
+        if tokio::time::timeout(POOLS_CLOSE, self.storage.close())
+            .await
+            .is_err()
+        {
+            warn!(bound = ?POOLS_CLOSE, "database connections did not close in time");
+        }
     }
 }
+
+/// How long a stop waits for the workers (jobs, relay, consumer, lease renewal).
+pub const WORKERS_STOP: Duration = Duration::from_secs(6);
+/// How long a stop waits for the database pools to close.
+pub const POOLS_CLOSE: Duration = Duration::from_secs(3);
 
 /// The router configuration of the embedded SQLite files under `data_dir`.
 pub fn embedded_router(config: &Config) -> Result<RouterConfig, StartError> {
@@ -107,6 +116,18 @@ pub fn router_config(config: &Config) -> Result<RouterConfig, StartError> {
         Some(db) => {
             let mut rc = RouterConfig::new(db.global_url.clone(), db.shard_urls.clone(), db.tables);
             rc.max_connections = db.per_pool();
+            if let Some(ms) = db.acquire_timeout_ms {
+                rc.acquire_timeout_ms = ms;
+            }
+            if let Some(ms) = db.statement_timeout_ms {
+                rc.statement_timeout_ms = ms;
+            }
+            if let Some(ms) = db.read_timeout_ms {
+                rc.read_timeout_ms = ms;
+            }
+            if let Some(secs) = db.idle_transaction_timeout_secs {
+                rc.idle_transaction_timeout_secs = secs;
+            }
             Ok(rc)
         }
         None => embedded_router(config),

@@ -57,9 +57,35 @@ pub struct DatabaseConfig {
     /// that instances times this stays below the server's `max_connections`.
     #[serde(default = "default_connections")]
     pub max_connections: u32,
+    /// Bounds on waiting for the databases, in milliseconds (unset: the router's defaults,
+    /// listed in `docs/operations.md`).
+    #[serde(default)]
+    pub acquire_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub statement_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub read_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub idle_transaction_timeout_secs: Option<u64>,
 }
 
 impl DatabaseConfig {
+    /// Fields other than the layout and budget, left to the router's defaults (for literals
+    /// in tests: `..DatabaseConfig::default_timeouts()`).
+    #[cfg(test)]
+    fn default_timeouts() -> Self {
+        Self {
+            global_url: String::new(),
+            shard_urls: Vec::new(),
+            tables: 1,
+            max_connections: default_connections(),
+            acquire_timeout_ms: None,
+            statement_timeout_ms: None,
+            read_timeout_ms: None,
+            idle_transaction_timeout_secs: None,
+        }
+    }
+
     /// The size of each of the instance's pools (one per database).
     pub fn per_pool(&self) -> u32 {
         let pools = 1 + u32::try_from(self.shard_urls.len()).unwrap_or(u32::MAX);
@@ -348,6 +374,7 @@ mod tests {
                 shard_urls: vec!["mysql://u:p@db/s1".into()],
                 tables: 4,
                 max_connections: 8,
+                ..DatabaseConfig::default_timeouts()
             }),
             ..Config::default()
         };
@@ -365,6 +392,7 @@ mod tests {
             shard_urls: vec!["mysql://a/s1".into(), "mysql://b/s2".into()],
             tables: 4,
             max_connections: 32,
+            ..DatabaseConfig::default_timeouts()
         };
         // Three pools of 10: 30 connections at most, within the budget of 32.
         assert_eq!(db.per_pool(), 10);
@@ -401,6 +429,7 @@ mod tests {
                 shard_urls: vec!["mysql://root@127.0.0.1/s1".into()],
                 tables: 4,
                 max_connections: 8,
+                ..DatabaseConfig::default_timeouts()
             }),
             ..Config::default()
         };

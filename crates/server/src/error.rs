@@ -29,6 +29,9 @@ pub enum ApiError {
     App(#[from] AppError),
     #[error("{0}")]
     BadRequest(String),
+    /// Well-formed JSON whose content is refused (a field missing, unknown or invalid).
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -43,12 +46,14 @@ impl ApiError {
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            Self::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::App(e) => match e {
                 AppError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+                AppError::BadAddress(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
                 AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
                 AppError::Participation(p) => match p {
                     ParticipationError::NotOpen { .. } => (StatusCode::CONFLICT, "not_open"),

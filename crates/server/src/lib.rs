@@ -12,7 +12,9 @@ pub mod state;
 pub mod telemetry;
 pub mod web;
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tracing::info;
@@ -62,19 +64,37 @@ pub async fn start(
         Role::Api | Role::All => api::router(built.state.clone(), &config.http),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    // In-flight requests get the request timeout (plus a second for the answers to go out)
+    // to finish; then the stop goes on without them.
+    let drain = Duration::from_millis(config.http.request_timeout_ms) + Duration::from_secs(1);
     let done = tokio::spawn(async move {
+        let (asked, asked_rx) = tokio::sync::oneshot::channel::<()>();
         let shutdown = async move {
             tokio::select! {
                 _ = stopped => {}
                 _ = signal => {}
             }
             info!("shutting down: finishing in-flight requests");
+            let _ = asked.send(());
         };
-        if let Err(e) = axum::serve(listener, app)
+        let serve = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(error = %e, "server error");
+            .into_future();
+        let drained = async move {
+            if asked_rx.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(drain).await;
+        };
+        tokio::select! {
+            served = serve => {
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "server error");
+                }
+            }
+            () = drained => {
+                tracing::warn!(bound = ?drain, "requests still open after the drain bound; stopping anyway");
+            }
         }
         built.shutdown().await;
         info!("stopped");

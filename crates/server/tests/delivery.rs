@@ -266,7 +266,7 @@ fn win_record(i: usize, kind: AwardKind) -> DrawRecord {
         take_id,
         user_id: user,
         idempotency_key: None,
-        win: Some((order, message)),
+        win: Some((order, Some(message))),
         generation: 0,
     }
 }

@@ -13,7 +13,7 @@ use sqlx::{Any, Transaction};
 
 use db_router::{Dialect, Router};
 
-use crate::error::{corrupt, repo, retrying, router as router_error};
+use crate::error::{Within, corrupt, repo, retrying, router as router_error};
 use crate::rows::{int, like_pattern, millis, opt_int, parse, placeholders, text, time, u32_of};
 
 const ACTIVITY_COLUMNS: &str = "activity_id, name, description, begin_at, end_at, stock, take_limit, strategy_id, state, creator";
@@ -128,6 +128,7 @@ impl ConfigStore {
             sqlx::query_scalar::<_, i64>(sql)
                 .bind(id)
                 .fetch_optional(pool)
+                .within(self.router.read_timeout())
                 .await
                 .map(|found| found.is_some())
                 .map_err(repo)
@@ -197,6 +198,7 @@ impl ConfigStore {
             sqlx::query("SELECT stock, strategy_id FROM activity WHERE activity_id = ?")
                 .bind(id.get())
                 .fetch_optional(self.router.global())
+                .within(self.router.read_timeout())
                 .await
                 .map_err(repo)?
         else {
@@ -207,7 +209,7 @@ impl ConfigStore {
             "SELECT award_id, award_count FROM strategy_award WHERE strategy_id = ? ORDER BY position",
         )
         .bind(strategy.get())
-        .fetch_all(self.router.global())
+        .fetch_all(self.router.global()).within(self.router.read_timeout())
         .await
         .map_err(repo)?
         .iter()
@@ -230,6 +232,7 @@ impl ConfigStore {
                 sqlx::query_scalar("SELECT generation FROM stock_fence WHERE activity_id = ?")
                     .bind(id.get())
                     .fetch_optional(pool)
+                    .within(self.router.read_timeout())
                     .await
                     .map_err(repo)?;
             if let Some(f) = fence {
@@ -253,7 +256,14 @@ impl ConfigStore {
             let pool = self.router.pool(db).map_err(router_error)?;
             // On MariaDB this waits for the draw transactions holding the fence (shared
             // locks), so every record is either committed before it or checked after it.
-            retrying(|| sqlx::query(raise).bind(id.get()).bind(value).execute(pool)).await?;
+            retrying(self.router.read_timeout(), || {
+                sqlx::query(raise)
+                    .bind(id.get())
+                    .bind(value)
+                    .execute(pool)
+                    .within(self.router.read_timeout())
+            })
+            .await?;
         }
         Ok(generation)
     }
@@ -266,14 +276,14 @@ impl ConfigStore {
                 let takes: i64 =
                     sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {} WHERE activity_id = ? AND state <> 'void'", route.table("user_take")))
                         .bind(id.get())
-                        .fetch_one(&pool)
+                        .fetch_one(&pool).within(self.router.read_timeout())
                         .await?;
                 let won = sqlx::query(&format!(
                     "SELECT award_id, COUNT(*) AS n FROM {} WHERE activity_id = ? GROUP BY award_id",
                     route.table("win_order")
                 ))
                 .bind(id.get())
-                .fetch_all(&pool)
+                .fetch_all(&pool).within(self.router.read_timeout())
                 .await?;
                 Ok::<_, sqlx::Error>((takes, won))
             })
@@ -301,6 +311,7 @@ impl ConfigStore {
             sqlx::query_scalar("SELECT stock_left FROM activity WHERE activity_id = ?")
                 .bind(id.get())
                 .fetch_optional(self.router.global())
+                .within(self.router.read_timeout())
                 .await
                 .map_err(repo)?;
         Ok(v.map(|v| v.max(0) as u64))
@@ -314,7 +325,7 @@ impl ConfigStore {
             .bind(millis(Utc::now()))
             .bind(id.get())
             .bind(left as i64)
-            .execute(self.router.global())
+            .execute(self.router.global()).within(self.router.read_timeout())
             .await
             .map_err(repo)?;
         Ok(r.rows_affected() > 0)
@@ -324,7 +335,7 @@ impl ConfigStore {
     pub async fn award_stock_left(&self, strategy: StrategyId) -> RepoResult<Vec<(AwardId, u64)>> {
         let rows = sqlx::query("SELECT award_id, award_left FROM strategy_award WHERE strategy_id = ? ORDER BY position")
             .bind(strategy.get())
-            .fetch_all(self.router.global())
+            .fetch_all(self.router.global()).within(self.router.read_timeout())
             .await
             .map_err(repo)?;
         rows.iter()
@@ -351,7 +362,7 @@ impl ConfigStore {
         .bind(strategy.get())
         .bind(award.get())
         .bind(left as i64)
-        .execute(self.router.global())
+        .execute(self.router.global()).within(self.router.read_timeout())
         .await
         .map_err(repo)?;
         Ok(r.rows_affected() > 0)
@@ -398,7 +409,7 @@ impl ActivityRepository for ConfigStore {
         let now = millis(Utc::now());
         // Concurrent inserts of the same key can deadlock on MariaDB: run the whole
         // transaction again, and classify a unique violation only once it is a plain clash.
-        let inserted = retrying(|| async {
+        let inserted = retrying(self.router.read_timeout(), || async {
             let mut tx = self.router.global().begin().await?;
             match Self::insert_deployment(&mut tx, d, now).await {
                 Ok(()) => tx.commit().await.map(|()| true),
@@ -485,6 +496,7 @@ impl ActivityRepository for ConfigStore {
         ))
         .bind(id.get())
         .fetch_optional(self.router.global())
+        .within(self.router.read_timeout())
         .await
         .map_err(repo)?;
         row.as_ref().map(activity_from).transpose()
@@ -510,6 +522,7 @@ impl ActivityRepository for ConfigStore {
             .bind(i64::from(page.limit))
             .bind(i64::from(page.offset))
             .fetch_all(self.router.global())
+            .within(self.router.read_timeout())
             .await
             .map_err(repo)?;
         rows.iter().map(activity_from).collect()
@@ -529,6 +542,7 @@ impl ActivityRepository for ConfigStore {
         .bind(id.get())
         .bind(from.as_str())
         .execute(self.router.global())
+        .within(self.router.read_timeout())
         .await
         .map_err(repo)?;
         Ok(r.rows_affected() == 1)
@@ -575,6 +589,7 @@ impl ActivityRepository for ConfigStore {
             sqlx::query_scalar::<_, i64>("SELECT strategy_id FROM activity WHERE activity_id = ?")
                 .bind(id.get())
                 .fetch_optional(self.router.global())
+                .within(self.router.read_timeout())
                 .await
                 .map_err(repo)?
         else {
@@ -595,6 +610,7 @@ impl ActivityRepository for ConfigStore {
         .bind(after.map_or(0, ActivityId::get))
         .bind(i64::from(limit))
         .fetch_all(self.router.global())
+        .within(self.router.read_timeout())
         .await
         .map_err(repo)?;
         rows.iter().map(activity_from).collect()
@@ -616,7 +632,7 @@ impl ActivityRepository for ConfigStore {
         .bind(now)
         .bind(now)
         .bind(i64::from(limit))
-        .fetch_all(self.router.global())
+        .fetch_all(self.router.global()).within(self.router.read_timeout())
         .await
         .map_err(repo)?;
         rows.iter().map(activity_from).collect()
@@ -631,6 +647,7 @@ impl StrategyRepository for ConfigStore {
             sqlx::query("SELECT mode, fallback_award_id FROM strategy WHERE strategy_id = ?")
                 .bind(id.get())
                 .fetch_optional(pool)
+                .within(self.router.read_timeout())
                 .await
                 .map_err(repo)?
         else {
@@ -640,7 +657,7 @@ impl StrategyRepository for ConfigStore {
             "SELECT award_id, rate_units, award_count FROM strategy_award WHERE strategy_id = ? ORDER BY position",
         )
         .bind(id.get())
-        .fetch_all(pool)
+        .fetch_all(pool).within(self.router.read_timeout())
         .await
         .map_err(repo)?;
         let awards = rows
@@ -684,7 +701,11 @@ impl AwardRepository for ConfigStore {
         for id in ids {
             q = q.bind(id.get());
         }
-        let rows = q.fetch_all(self.router.global()).await.map_err(repo)?;
+        let rows = q
+            .fetch_all(self.router.global())
+            .within(self.router.read_timeout())
+            .await
+            .map_err(repo)?;
         rows.iter().map(award_from).collect()
     }
 }

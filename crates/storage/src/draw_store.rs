@@ -16,7 +16,7 @@ use sqlx::{Any, AnyPool, Transaction};
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
-use crate::error::{is_contention, repo, retrying, router};
+use crate::error::{Within, is_contention, repo, retrying, router};
 use crate::order_store::{insert_order, order_by_take};
 use crate::outbox::insert_outbox;
 use crate::rows::millis;
@@ -124,7 +124,7 @@ async fn write_batch(
     dialect: Dialect,
     records: &[&DrawRecord],
 ) -> Vec<RepoResult<RecordOutcome>> {
-    let written = retrying(|| async {
+    let written = retrying(router.read_timeout(), || async {
         let mut tx = pool.begin().await?;
         let mut outcomes = Vec::with_capacity(records.len());
         let mut fences = HashMap::new();
@@ -254,7 +254,9 @@ async fn apply(
         }
         if let Some((order, message)) = &record.win {
             insert_order(tx, &t.order, order).await?;
-            insert_outbox(tx, message).await?;
+            if let Some(message) = message {
+                insert_outbox(tx, message).await?;
+            }
         }
         Ok(RecordOutcome::Recorded)
     }
@@ -303,12 +305,13 @@ impl DrawRepository for DrawStore {
         .bind(user.as_str())
         .bind(key)
         .fetch_optional(pool)
+        .within(self.router.read_timeout())
         .await
         .map_err(repo)?;
         let Some(take) = row.as_ref().map(take_from).transpose()? else {
             return Ok(None);
         };
-        let order = order_by_take(pool, &t.order, user, take.take_id).await?;
+        let order = order_by_take(&self.router, pool, &t.order, user, take.take_id).await?;
         Ok(Some(PastDraw { take, order }))
     }
 
@@ -330,7 +333,7 @@ impl DrawRepository for DrawStore {
             .bind(number)
             .bind(millis(chrono::Utc::now()))
             .bind(VOID_STATE)
-            .execute(pool)
+            .execute(pool).within(self.router.read_timeout())
             .await;
             match inserted {
                 Ok(_) => return Ok(ClaimFate::Voided),
@@ -343,6 +346,7 @@ impl DrawRepository for DrawStore {
                     ))
                     .bind(id)
                     .fetch_optional(pool)
+                    .within(self.router.read_timeout())
                     .await
                     .map_err(repo)?;
                     match state.as_deref() {

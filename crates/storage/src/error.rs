@@ -1,3 +1,7 @@
+use std::future::Future;
+use std::time::Duration;
+
+use futures::FutureExt;
 use lottery_domain::{RepoError, RepoResult};
 
 /// Errors of setting storage up (connecting, migrating). Repository calls report
@@ -60,9 +64,36 @@ pub(crate) fn is_contention(e: &sqlx::Error) -> bool {
         || message.contains("database is locked")
 }
 
+/// The error of an operation that got no answer within the router's read timeout.
+fn no_answer() -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "the database did not answer in time",
+    ))
+}
+
+type Flatten<T> =
+    fn(Result<Result<T, sqlx::Error>, tokio::time::error::Elapsed>) -> Result<T, sqlx::Error>;
+
+/// Bounds a database operation by the router's read timeout. A bounded-out operation is
+/// dropped mid-flight; its connection then fails the pool's bounded check on release and is
+/// closed, so neither the caller nor the pool waits on a dead connection.
+pub(crate) trait Within<T>: Future<Output = Result<T, sqlx::Error>> + Sized {
+    fn within(
+        self,
+        limit: Duration,
+    ) -> futures::future::Map<tokio::time::Timeout<Self>, Flatten<T>> {
+        let flatten: Flatten<T> = |r| r.unwrap_or_else(|_elapsed| Err(no_answer()));
+        tokio::time::timeout(limit, self).map(flatten)
+    }
+}
+
+impl<T, F: Future<Output = Result<T, sqlx::Error>>> Within<T> for F {}
+
 /// Runs a transaction body again when it lost to lock contention, with a short jittered
-/// backoff. Any other error, or running out of attempts, is reported.
-pub(crate) async fn retrying<T, F, Fut>(mut attempt: F) -> RepoResult<T>
+/// backoff. Any other error, or running out of attempts, is reported. Each attempt is
+/// bounded by `limit` (see [`Within`]).
+pub(crate) async fn retrying<T, F, Fut>(limit: Duration, mut attempt: F) -> RepoResult<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
@@ -70,7 +101,7 @@ where
     const ATTEMPTS: u32 = 30;
     let mut tries = 0;
     loop {
-        match attempt().await {
+        match attempt().within(limit).await {
             Err(e) if is_contention(&e) && tries + 1 < ATTEMPTS => {
                 tries += 1;
                 let nanos = std::time::SystemTime::now()

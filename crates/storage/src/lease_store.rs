@@ -7,7 +7,7 @@ use lottery_activity::JobLeases;
 use lottery_domain::RepoResult;
 use lottery_ids::{AcquiredWorker, MAX_WORKER_ID, WorkerLeases};
 
-use crate::error::{corrupt, repo};
+use crate::error::{Within, corrupt, repo};
 use crate::rows::millis;
 
 #[derive(Debug, Clone)]
@@ -41,7 +41,7 @@ impl JobLeases for LeaseStore {
         .bind(job)
         .bind(millis(now))
         .bind(holder)
-        .execute(pool)
+        .execute(pool).within(self.router.read_timeout())
         .await
         .map_err(repo)?
         .rows_affected()
@@ -58,6 +58,7 @@ impl JobLeases for LeaseStore {
             .bind(holder)
             .bind(until)
             .execute(pool)
+            .within(self.router.read_timeout())
             .await
             .map_err(repo)?;
         Ok(created.rows_affected() == 1)
@@ -68,6 +69,7 @@ impl JobLeases for LeaseStore {
             .bind(job)
             .bind(holder)
             .execute(self.router.global())
+            .within(self.router.read_timeout())
             .await
             .map_err(repo)?;
         Ok(())
@@ -103,7 +105,7 @@ impl WorkerLeases for LeaseStore {
         let rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(
             "SELECT worker_id, holder, lease_until, high_water FROM worker_lease ORDER BY worker_id",
         )
-        .fetch_all(pool)
+        .fetch_all(pool).within(self.router.read_timeout())
         .await
         .map_err(repo)?;
         // An expired or released id first, so ids stay few; a compare-and-set on what was
@@ -122,6 +124,7 @@ impl WorkerLeases for LeaseStore {
             .bind(old_holder)
             .bind(old_until)
             .execute(pool)
+            .within(self.router.read_timeout())
             .await
             .map_err(repo)?
             .rows_affected()
@@ -141,6 +144,7 @@ impl WorkerLeases for LeaseStore {
                 .bind(holder)
                 .bind(until_unix_ms)
                 .execute(pool)
+                .within(self.router.read_timeout())
                 .await
                 .map_err(repo)?
                 .rows_affected()
@@ -170,6 +174,7 @@ impl WorkerLeases for LeaseStore {
         .bind(i64::from(worker_id))
         .bind(holder)
         .execute(pool)
+        .within(self.router.read_timeout())
         .await
         .map_err(repo)?
         .rows_affected();
@@ -181,6 +186,7 @@ impl WorkerLeases for LeaseStore {
             sqlx::query_scalar("SELECT holder FROM worker_lease WHERE worker_id = ?")
                 .bind(i64::from(worker_id))
                 .fetch_optional(pool)
+                .within(self.router.read_timeout())
                 .await
                 .map_err(repo)?;
         Ok(current.as_deref() == Some(holder))
@@ -201,6 +207,7 @@ impl WorkerLeases for LeaseStore {
         .bind(i64::from(worker_id))
         .bind(holder)
         .execute(self.router.global())
+        .within(self.router.read_timeout())
         .await
         .map_err(repo)?;
         Ok(())

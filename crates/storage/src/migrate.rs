@@ -1,8 +1,9 @@
 //! A small migration runner. sqlx's own migrator cannot stamp one script onto every sharded
 //! table (`user_take_000`, `user_take_001`, ...), so scripts are embedded here and applied per
 //! scope: the global database, each shard database, and each table suffix of each shard.
-//! Every statement is `IF NOT EXISTS` and versions are recorded with an insert-ignore, so two
-//! instances migrating at once do no harm.
+//! Every statement is `IF NOT EXISTS` (or, like widening a column, the same when run twice)
+//! and versions are recorded with an insert-ignore, so two instances migrating at once do no
+//! harm.
 
 use db_router::{Dialect, Router};
 use sqlx::AnyPool;
@@ -65,6 +66,12 @@ pub const MIGRATIONS: &[Migration] = &[
         scope: Scope::Shard,
         mysql: include_str!("../../../migrations/mysql/0002_shard.sql"),
         sqlite: include_str!("../../../migrations/sqlite/0002_shard.sql"),
+    },
+    Migration {
+        version: 2,
+        scope: Scope::ShardTable,
+        mysql: include_str!("../../../migrations/mysql/0002_shard_table.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0002_shard_table.sql"),
     },
 ];
 

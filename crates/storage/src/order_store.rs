@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use db_router::Router;
-use lottery_activity::{GrantRepository, OrderRepository, OutboxMessage, Page, WinOrder};
+use lottery_activity::{
+    GiveAddress, GrantRepository, OrderFilter, OrderRepository, OutboxMessage, Page, WinOrder,
+};
 use lottery_award::{Award, GrantState};
 use lottery_domain::{
     ActivityId, AwardId, OrderId, RepoError, RepoResult, StrategyId, TakeId, UserId,
@@ -10,7 +12,7 @@ use lottery_domain::{
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Transaction};
 
-use crate::error::{repo, retrying, router};
+use crate::error::{Within, repo, retrying, router};
 use crate::outbox::insert_outbox;
 use crate::rows::{int, millis, opt_int, opt_text, parse, text, time};
 use crate::take_store::UserTables;
@@ -83,6 +85,7 @@ pub(crate) async fn insert_order(
 }
 
 pub(crate) async fn order_by_take(
+    router: &Router,
     pool: &AnyPool,
     table: &str,
     user: &UserId,
@@ -94,6 +97,7 @@ pub(crate) async fn order_by_take(
     .bind(take.get())
     .bind(user.as_str())
     .fetch_optional(pool)
+    .within(router.read_timeout())
     .await
     .map_err(repo)?;
     row.as_ref().map(order_from).transpose()
@@ -108,7 +112,7 @@ impl OrderRepository for OrderStore {
             "UPDATE {} SET state = 'used' WHERE take_id = ? AND user_id = ? AND state = 'open'",
             t.take
         );
-        let consumed = retrying(|| async {
+        let consumed = retrying(self.router.read_timeout(), || async {
             let mut tx = pool.begin().await?;
             let consumed = sqlx::query(&consume)
                 .bind(order.take_id.get())
@@ -146,7 +150,7 @@ impl OrderRepository for OrderStore {
         .bind(user.as_str())
         .bind(i64::from(page.limit))
         .bind(i64::from(page.offset))
-        .fetch_all(self.router.pool(&t.route).map_err(router)?)
+        .fetch_all(self.router.pool(&t.route).map_err(router)?).within(self.router.read_timeout())
         .await
         .map_err(repo)?;
         rows.iter().map(order_from).collect()
@@ -161,6 +165,7 @@ impl OrderRepository for OrderStore {
         .bind(order.get())
         .bind(user.as_str())
         .fetch_optional(self.router.pool(&t.route).map_err(router)?)
+        .within(self.router.read_timeout())
         .await
         .map_err(repo)?;
         row.as_ref().map(order_from).transpose()
@@ -176,6 +181,7 @@ impl OrderRepository for OrderStore {
                 ))
                 .bind(activity.get())
                 .fetch_all(&pool)
+                .within(self.router.read_timeout())
                 .await
             })
             .await
@@ -214,9 +220,112 @@ impl OrderRepository for OrderStore {
         .bind(order.get())
         .bind(user.as_str())
         .execute(self.router.pool(&t.route).map_err(router)?)
+        .within(self.router.read_timeout())
         .await
         .map_err(repo)?;
         Ok(r.rows_affected() == 1)
+    }
+
+    async fn give_address(
+        &self,
+        user: &UserId,
+        order: OrderId,
+        message: &OutboxMessage,
+    ) -> RepoResult<GiveAddress> {
+        let t = UserTables::of(&self.router, user);
+        let pool = self.router.pool(&t.route).map_err(router)?;
+        // The compare-and-set decides between concurrent callers: on MariaDB the loser's
+        // UPDATE waits for the winner's row lock and then matches nothing; SQLite has one
+        // writer at a time.
+        let give = format!(
+            "UPDATE {} SET grant_state = ? WHERE order_id = ? AND user_id = ? AND grant_state = ?",
+            t.order
+        );
+        let current = format!(
+            "SELECT grant_state FROM {} WHERE order_id = ? AND user_id = ?",
+            t.order
+        );
+        let stored: Option<Option<String>> = retrying(self.router.read_timeout(), || async {
+            let mut tx = pool.begin().await?;
+            let given = sqlx::query(&give)
+                .bind(GrantState::Init.as_str())
+                .bind(order.get())
+                .bind(user.as_str())
+                .bind(GrantState::AwaitingAddress.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if !given {
+                let state: Option<String> = sqlx::query_scalar(&current)
+                    .bind(order.get())
+                    .bind(user.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                tx.rollback().await?;
+                return Ok(Some(state));
+            }
+            insert_outbox(&mut tx, message).await?;
+            tx.commit().await?;
+            Ok(None)
+        })
+        .await?;
+        match stored {
+            None => Ok(GiveAddress::Given),
+            Some(None) => Ok(GiveAddress::NotFound),
+            Some(Some(state)) => Ok(GiveAddress::NotAwaiting(parse(
+                "grant_state",
+                state.parse(),
+            )?)),
+        }
+    }
+
+    async fn orders_in_state(
+        &self,
+        filter: &OrderFilter,
+        after: Option<OrderId>,
+        limit: u32,
+    ) -> RepoResult<Vec<WinOrder>> {
+        let limit = limit.clamp(1, Page::MAX_LIMIT);
+        let state = filter.state.as_str();
+        let activity = filter.activity.map(ActivityId::get);
+        // Order ids are positive: 0 lies below all of them.
+        let after = after.map_or(0, OrderId::get);
+        let per_table = self
+            .router
+            .fan_out(|route, pool| async move {
+                let sql = format!(
+                    "SELECT {ORDER_COLUMNS} FROM {} WHERE grant_state = ?{} AND order_id > ? \
+                     ORDER BY order_id LIMIT ?",
+                    route.table("win_order"),
+                    if activity.is_some() {
+                        " AND activity_id = ?"
+                    } else {
+                        ""
+                    }
+                );
+                let mut query = sqlx::query(&sql).bind(state);
+                if let Some(activity) = activity {
+                    query = query.bind(activity);
+                }
+                query
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(&pool)
+                    .within(self.router.read_timeout())
+                    .await
+            })
+            .await
+            .map_err(repo)?;
+        // Each table's first `limit` rows above `after` include the first `limit` of all.
+        let mut orders = per_table
+            .iter()
+            .flat_map(|(_, rows)| rows)
+            .map(order_from)
+            .collect::<RepoResult<Vec<_>>>()?;
+        orders.sort_unstable_by_key(|o| o.order_id);
+        orders.truncate(limit as usize);
+        Ok(orders)
     }
 }
 
@@ -242,7 +351,7 @@ impl GrantRepository for OrderStore {
              WHERE order_id = ? AND user_id = ? AND grant_state = 'init'",
             t.order
         );
-        retrying(|| async {
+        retrying(self.router.read_timeout(), || async {
             let mut tx = pool.begin().await?;
             let first = sqlx::query(&mark)
                 .bind(message_id)
@@ -275,6 +384,7 @@ impl GrantRepository for OrderStore {
             sqlx::query_scalar("SELECT processed_at FROM processed_message WHERE message_id = ?")
                 .bind(message_id)
                 .fetch_optional(self.router.pool(&t.route).map_err(router)?)
+                .within(self.router.read_timeout())
                 .await
                 .map_err(repo)?;
         Ok(found.is_some())

@@ -8,7 +8,7 @@ use lottery_domain::{RepoResult, UserId};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
-use crate::error::{corrupt, repo, retrying, router};
+use crate::error::{Within, corrupt, repo, retrying, router};
 use crate::rows::{int, millis, parse, placeholders, text, time};
 
 /// Where a message stands.
@@ -107,7 +107,7 @@ impl OutboxStore {
             )
             .bind(millis(now))
             .bind(i64::from(limit))
-            .fetch_all(pool)
+            .fetch_all(pool).within(self.router.read_timeout())
             .await
             .map_err(repo)?;
             rows.iter().map(|r| row_from(db.db, r)).collect::<RepoResult<Vec<_>>>()
@@ -125,6 +125,7 @@ impl OutboxStore {
             let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state = ?")
                 .bind(state.as_str())
                 .fetch_one(self.router.pool(&db).map_err(router)?)
+                .within(self.router.read_timeout())
                 .await
                 .map_err(repo)?;
             total += n.max(0) as u64;
@@ -154,7 +155,7 @@ impl OutboxRepository for OutboxStore {
             let select = select.clone();
             async move {
                 let pool = self.router.pool(&db).map_err(router)?;
-                retrying(|| async {
+                retrying(self.router.read_timeout(), || async {
                     let mut tx = pool.begin().await?;
                     let rows = sqlx::query(&select)
                         .bind(millis(now))
@@ -218,6 +219,7 @@ impl OutboxRepository for OutboxStore {
             }
             total += q
                 .execute(self.router.pool(&db).map_err(router)?)
+                .within(self.router.read_timeout())
                 .await
                 .map_err(repo)?
                 .rows_affected();
@@ -247,7 +249,7 @@ impl OutboxRepository for OutboxStore {
         .bind(millis(next_attempt))
         .bind(error)
         .bind(message.message_id.as_str())
-        .execute(self.router.pool(&route).map_err(router)?)
+        .execute(self.router.pool(&route).map_err(router)?).within(self.router.read_timeout())
         .await
         .map_err(repo)?;
         Ok(())

@@ -5,7 +5,7 @@ use db_router::Router;
 use lottery_domain::{RepoResult, TreeId};
 use lottery_rule::{Line, Node, NodeId, NodeKind, RuleTree, RuleTreeRepository, TreeSummary};
 
-use crate::error::{corrupt, repo};
+use crate::error::{Within, corrupt, repo};
 use crate::rows::{int, millis, opt_text, parse, text};
 
 #[derive(Debug, Clone)]
@@ -70,6 +70,7 @@ impl RuleTreeRepository for RuleTreeStore {
         let Some(head) = sqlx::query("SELECT name, root_node FROM rule_tree WHERE tree_id = ?")
             .bind(id.get())
             .fetch_optional(pool)
+            .within(self.router.read_timeout())
             .await
             .map_err(repo)?
         else {
@@ -77,7 +78,7 @@ impl RuleTreeRepository for RuleTreeStore {
         };
         let nodes = sqlx::query("SELECT node_id, kind, rule_key, value FROM rule_tree_node WHERE tree_id = ? ORDER BY node_id")
             .bind(id.get())
-            .fetch_all(pool)
+            .fetch_all(pool).within(self.router.read_timeout())
             .await
             .map_err(repo)?
             .iter()
@@ -94,7 +95,7 @@ impl RuleTreeRepository for RuleTreeStore {
             "SELECT from_node, to_node, op, value FROM rule_tree_line WHERE tree_id = ? ORDER BY line_no",
         )
         .bind(id.get())
-        .fetch_all(pool)
+        .fetch_all(pool).within(self.router.read_timeout())
         .await
         .map_err(repo)?
         .iter()
@@ -128,6 +129,7 @@ impl RuleTreeRepository for RuleTreeStore {
         .bind(i64::from(limit))
         .bind(i64::from(offset))
         .fetch_all(self.router.global())
+        .within(self.router.read_timeout())
         .await
         .map_err(repo)?
         .iter()

@@ -7,7 +7,7 @@ use lottery_domain::{ActivityId, RepoResult, StrategyId, TakeId, UserId};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
-use crate::error::{corrupt, repo, retrying, router};
+use crate::error::{Within, corrupt, repo, retrying, router};
 use crate::rows::{int, millis, parse, text, time, u32_of};
 
 /// The state of a tombstone: a take id whose claim was given back unrecorded. It holds the
@@ -170,7 +170,7 @@ impl TakeRepository for TakeStore {
         ))
         .bind(user.as_str())
         .bind(activity.get())
-        .fetch_optional(self.router.pool(&t.route).map_err(router)?)
+        .fetch_optional(self.router.pool(&t.route).map_err(router)?).within(self.router.read_timeout())
         .await
         .map_err(repo)?;
         row.as_ref().map(take_from).transpose()
@@ -179,7 +179,7 @@ impl TakeRepository for TakeStore {
     async fn record_take(&self, take: &UserTake, limit: u32) -> RepoResult<TakeOutcome> {
         let t = UserTables::of(&self.router, &take.user_id);
         let pool = self.router.pool(&t.route).map_err(router)?;
-        let number = retrying(|| async {
+        let number = retrying(self.router.read_timeout(), || async {
             let mut tx = pool.begin().await?;
             let Some(number) = bump_counter(
                 &mut tx,
@@ -217,6 +217,7 @@ impl TakeRepository for TakeStore {
         .bind(user.as_str())
         .bind(activity.get())
         .fetch_optional(self.router.pool(&t.route).map_err(router)?)
+        .within(self.router.read_timeout())
         .await
         .map_err(repo)?;
         u32_of("used", used.unwrap_or(0))
@@ -231,6 +232,7 @@ impl TakeRepository for TakeStore {
         .bind(take.get())
         .bind(user.as_str())
         .execute(self.router.pool(&t.route).map_err(router)?)
+        .within(self.router.read_timeout())
         .await
         .map_err(repo)?;
         Ok(r.rows_affected() == 1)
@@ -260,6 +262,7 @@ impl TakeRepository for TakeStore {
             .bind(i64::from(page.limit))
             .bind(i64::from(page.offset))
             .fetch_all(self.router.pool(&t.route).map_err(router)?)
+            .within(self.router.read_timeout())
             .await
             .map_err(repo)?;
         rows.iter().map(take_from).collect()

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use common::{Backend, deployment, env, order, t0, take, user};
 use lottery_activity::{
     ActivityFilter, ActivityRepository, ActivityState, ClaimFate, ClaimRef, Deploy, Deployment,
-    DrawRecord, DrawRepository, OrderRepository, Page, RecordOutcome, Revise, StockCounts,
-    TakeOutcome, TakeRepository, TakeState, TakenId,
+    DrawRecord, DrawRepository, GiveAddress, OrderFilter, OrderRepository, OutboxMessage, Page,
+    RecordOutcome, Revise, StockCounts, TakeOutcome, TakeRepository, TakeState, TakenId, WinOrder,
 };
 use lottery_activity::{GrantRepository, JobLeases, OutboxRepository};
 use lottery_award::{AwardRepository, GrantState};
@@ -43,6 +43,8 @@ contract_tests!(
     relays_claim_disjoint_rows_and_park_failures,
     grants_apply_once_per_message,
     job_leases_have_one_holder,
+    addresses_are_given_once,
+    orders_page_by_state_across_shards,
 );
 
 async fn migrations_are_idempotent(b: Backend) {
@@ -797,7 +799,10 @@ fn new_draw(
         take_id: t.take_id,
         user_id: u,
         idempotency_key: key.map(str::to_owned),
-        win: win.map(|o| order(o, &t)),
+        win: win.map(|o| {
+            let (o, m) = order(o, &t);
+            (o, Some(m))
+        }),
         generation: 0,
     }
 }
@@ -876,7 +881,10 @@ async fn draws_record_takes_orders_and_keys(b: Backend) {
         take_id: open.take_id,
         user_id: u.clone(),
         idempotency_key: Some(key.to_owned()),
-        win: Some(order(901, &open)),
+        win: Some({
+            let (o, m) = order(901, &open);
+            (o, Some(m))
+        }),
         generation: 0,
     };
     assert_eq!(
@@ -973,7 +981,7 @@ fn recorded_draw(
     let win = award.map(|a| {
         let (mut o, m) = order(70_000 + i, &t);
         o.award.id = a;
-        (o, m)
+        (o, Some(m))
     });
     DrawRecord {
         new_take: Some((t.clone(), 3)),
@@ -1346,4 +1354,220 @@ async fn worker_leases_are_unique_expire_and_keep_their_high_water(b: Backend) {
         leases.acquire("late", later, later + 60_000).await,
         Ok(None)
     );
+}
+
+/// A won order of `who` recorded as a draw records it: awaiting its address (no outbox row)
+/// or `init` (with its outbox row). Returns the order and the message that delivers it.
+async fn recorded_win(
+    e: &common::Env,
+    take_id: i64,
+    order_id: i64,
+    who: &UserId,
+    activity: i64,
+    awaiting: bool,
+) -> (WinOrder, OutboxMessage) {
+    let t = take(take_id, who, activity);
+    let (mut o, m) = order(order_id, &t);
+    if awaiting {
+        o.grant_state = GrantState::AwaitingAddress;
+    }
+    let record = DrawRecord {
+        new_take: Some((t.clone(), 100)),
+        take_id: t.take_id,
+        user_id: who.clone(),
+        idempotency_key: None,
+        win: Some((o.clone(), (!awaiting).then(|| m.clone()))),
+        generation: 0,
+    };
+    assert_eq!(
+        e.storage.draws().record_draw(record).await,
+        Ok(RecordOutcome::Recorded)
+    );
+    (o, m)
+}
+
+async fn addresses_are_given_once(b: Backend) {
+    let e = env(b, 2, 2).await;
+    let orders = Arc::new(e.storage.orders());
+    let pending = || async {
+        e.storage
+            .outbox()
+            .count(OutboxState::Pending)
+            .await
+            .expect("count")
+    };
+    let u = user("shipper");
+    let (o, m) = recorded_win(&e, 1, 800, &u, 1, true).await;
+    let stored = orders
+        .order(&u, o.order_id)
+        .await
+        .expect("read")
+        .expect("order");
+    assert_eq!(stored.grant_state, GrantState::AwaitingAddress);
+    assert_eq!(
+        pending().await,
+        0,
+        "nothing to deliver while the address is missing"
+    );
+
+    // Eight callers at once: one moves the order and writes the message.
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let (orders, u, m) = (orders.clone(), u.clone(), m.clone());
+            tokio::spawn(async move { orders.give_address(&u, o.order_id, &m).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for r in racers {
+        outcomes.push(r.await.expect("task").expect("give"));
+    }
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|g| **g == GiveAddress::Given)
+            .count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.iter().all(|g| matches!(
+            g,
+            GiveAddress::Given | GiveAddress::NotAwaiting(GrantState::Init)
+        )),
+        "{outcomes:?}"
+    );
+    assert_eq!(pending().await, 1, "one delivery message");
+    let due = e.storage.outbox().due(t0(), 10).await.expect("scan");
+    assert_eq!(
+        due.iter().map(|r| r.message.clone()).collect::<Vec<_>>(),
+        vec![m.clone()]
+    );
+    assert_eq!(
+        orders
+            .order(&u, o.order_id)
+            .await
+            .expect("read")
+            .map(|o| o.grant_state),
+        Some(GrantState::Init)
+    );
+
+    // Later: the order tells where it is; nothing more is written.
+    assert_eq!(
+        orders.give_address(&u, o.order_id, &m).await,
+        Ok(GiveAddress::NotAwaiting(GrantState::Init))
+    );
+    assert!(
+        orders
+            .finish_grant(&u, o.order_id, GrantState::Complete, Some("shipped"), t0())
+            .await
+            .expect("grant")
+    );
+    assert_eq!(
+        orders.give_address(&u, o.order_id, &m).await,
+        Ok(GiveAddress::NotAwaiting(GrantState::Complete))
+    );
+    // An order that never waited, an unknown order, another user's order.
+    let (plain, plain_message) = recorded_win(&e, 2, 801, &u, 1, false).await;
+    assert_eq!(
+        orders
+            .give_address(&u, plain.order_id, &plain_message)
+            .await,
+        Ok(GiveAddress::NotAwaiting(GrantState::Init))
+    );
+    let (_, unknown) = order(802, &take(3, &u, 1));
+    assert_eq!(
+        orders
+            .give_address(&u, lottery_domain::OrderId::new(802).expect("id"), &unknown)
+            .await,
+        Ok(GiveAddress::NotFound)
+    );
+    let (theirs, theirs_message) = recorded_win(&e, 4, 803, &user("someone"), 1, true).await;
+    assert_eq!(
+        orders
+            .give_address(&u, theirs.order_id, &theirs_message)
+            .await,
+        Ok(GiveAddress::NotFound)
+    );
+    assert_eq!(
+        pending().await,
+        2,
+        "one message per order given or drawn with an address"
+    );
+}
+
+async fn orders_page_by_state_across_shards(b: Backend) {
+    let e = env(b, 2, 4).await;
+    let orders = e.storage.orders();
+    // Consecutive order ids belong to users spread over every shard table.
+    let mut awaiting = Vec::new();
+    let mut of_activity_2 = Vec::new();
+    let mut tables = HashSet::new();
+    for i in 1..=40i64 {
+        let u = user(&format!("ship-{i}"));
+        tables.insert(e.storage.router().route(u.as_str()));
+        let waits = i % 4 != 0;
+        let activity = 1 + i % 2;
+        let (o, _) = recorded_win(&e, i, 9_000 + i, &u, activity, waits).await;
+        if waits {
+            awaiting.push(o.order_id);
+            if activity == 2 {
+                of_activity_2.push(o.order_id);
+            }
+        }
+    }
+    assert!(tables.len() > 4, "the orders spread over the shard tables");
+    let list = |state, activity, after, limit| {
+        let orders = &orders;
+        async move {
+            orders
+                .orders_in_state(&OrderFilter { state, activity }, after, limit)
+                .await
+                .expect("list")
+        }
+    };
+    // Paging by id with pages of 7: every awaiting order once, in id order.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = list(GrantState::AwaitingAddress, None, after, 7).await;
+        assert!(page.len() <= 7);
+        assert!(
+            page.iter()
+                .all(|o| o.grant_state == GrantState::AwaitingAddress)
+        );
+        seen.extend(page.iter().map(|o| o.order_id));
+        if page.len() < 7 {
+            break;
+        }
+        after = page.last().map(|o| o.order_id);
+    }
+    assert_eq!(seen, awaiting);
+    let activity = ActivityId::new(2).expect("id");
+    let theirs = list(GrantState::AwaitingAddress, Some(activity), None, 200).await;
+    assert_eq!(
+        theirs.iter().map(|o| o.order_id).collect::<Vec<_>>(),
+        of_activity_2
+    );
+    assert!(theirs.iter().all(|o| o.activity_id == activity));
+    assert_eq!(list(GrantState::Init, None, None, 200).await.len(), 10);
+    assert!(list(GrantState::Complete, None, None, 200).await.is_empty());
+
+    // An order given its address leaves the listing.
+    let first = list(GrantState::AwaitingAddress, None, None, 1).await;
+    let [first] = first.as_slice() else {
+        panic!("one order expected, got {first:?}")
+    };
+    let (_, m) = order(
+        first.order_id.get(),
+        &take(first.take_id.get(), &first.user_id, 1),
+    );
+    assert_eq!(
+        orders
+            .give_address(&first.user_id, first.order_id, &m)
+            .await,
+        Ok(GiveAddress::Given)
+    );
+    let rest = list(GrantState::AwaitingAddress, None, None, 200).await;
+    assert_eq!(rest.len(), awaiting.len() - 1);
+    assert!(rest.iter().all(|o| o.order_id != first.order_id));
 }

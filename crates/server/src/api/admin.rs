@@ -3,9 +3,9 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use lottery_activity::{Action, ActivityFilter, Page};
+use lottery_activity::{Action, ActivityFilter, OrderFilter, Page};
 use lottery_award::GrantState;
-use lottery_domain::{AwardId, TreeId};
+use lottery_domain::{AwardId, OrderId, TreeId};
 use lottery_rule::{Line, LineOp, Node, NodeKind, RuleTree};
 use lottery_strategy::{DrawMode, Rate, Strategy, StrategyAward};
 
@@ -94,6 +94,7 @@ pub async fn detail(
     let mut orders = OrderCounts::default();
     for (grant, n) in state.lottery.grant_counts(id).await? {
         match grant {
+            GrantState::AwaitingAddress => orders.awaiting_address += n,
             GrantState::Init => orders.pending += n,
             GrantState::Complete => orders.granted += n,
             GrantState::Failed => orders.failed += n,
@@ -137,6 +138,64 @@ pub async fn detail(
             fallback_award_id: strategy.fallback().map(|a| a.to_string()),
             awards: views,
         },
+    }))
+}
+
+/// Orders in one grant state across every shard, in order id order, a page at a time: e.g.
+/// `state=awaiting_address` lists the shipped prizes still waiting for their winner's
+/// address. Pass the answer's `next_after` as `after` for the next page.
+#[utoipa::path(get, path = "/api/v1/admin/orders", tag = "admin", params(OrderQuery), security(("bearer" = [])),
+    responses((status = 200, body = OrderPageView),
+        (status = 400, description = "a query parameter is missing or invalid; the message names it", body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 503, body = crate::error::ErrorBody)))]
+pub async fn orders(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiQuery(q): ApiQuery<OrderQuery>,
+) -> ApiResult<axum::Json<OrderPageView>> {
+    let grant_state: GrantState = q
+        .state
+        .as_deref()
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "state: required; one of awaiting_address, init, complete, failed".into(),
+            )
+        })?
+        .parse()
+        .map_err(|e| ApiError::BadRequest(format!("state: {e}")))?;
+    let activity = q
+        .activity_id
+        .as_deref()
+        .map(|raw| {
+            raw.parse()
+                .map_err(|e| ApiError::BadRequest(format!("activity_id: {e}")))
+        })
+        .transpose()?;
+    let after: Option<OrderId> = q
+        .after
+        .as_deref()
+        .map(|raw| {
+            raw.parse()
+                .map_err(|e| ApiError::BadRequest(format!("after: {e}")))
+        })
+        .transpose()?;
+    // The application refuses a limit outside 1 to 200, naming it.
+    let limit = q.limit.unwrap_or(50);
+    let page = state
+        .lottery
+        .orders_in_state(
+            OrderFilter {
+                state: grant_state,
+                activity,
+            },
+            after,
+            limit,
+        )
+        .await?;
+    Ok(axum::Json(OrderPageView {
+        items: page.items.iter().map(AdminOrderView::from).collect(),
+        next_after: page.next_after.map(|o| o.to_string()),
     }))
 }
 

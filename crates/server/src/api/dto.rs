@@ -281,6 +281,10 @@ pub struct PublicActivity {
     pub awards: Vec<PublicAward>,
 }
 
+/// Where a physical prize goes. recipient, phone, line1, city and country are required and
+/// must not be blank; at most 128 characters each for recipient, city and region, 32 for
+/// phone and postal_code, 256 for line1 and line2, 2 to 56 for country; no control
+/// characters.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShippingRequest {
@@ -361,6 +365,12 @@ pub struct DrawResponse {
     pub award: Option<DrawnAward>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
+    /// For a win, the order's grant state. `awaiting_address`: the prize is shipped and the
+    /// draw carried no `shipping_address`; nothing is delivered until the winner gives it
+    /// with `PUT /api/v1/me/orders/{order_id}/shipping`. Otherwise `init` (being delivered).
+    /// A replay tells the state the order is in now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant_state: Option<String>,
     /// The drawn prize was out of stock and the fallback prize was given.
     pub fallback: bool,
     /// Repeats an earlier draw with the same Idempotency-Key.
@@ -378,6 +388,7 @@ impl From<DrawResult> for DrawResponse {
             take_id: r.take_id.to_string(),
             award: r.award.as_ref().map(DrawnAward::from),
             order_id: r.order_id.map(|o| o.to_string()),
+            grant_state: r.grant_state.map(|s| s.to_string()),
             fallback: r.fallback,
             replayed: r.replayed,
         }
@@ -391,7 +402,9 @@ pub struct OrderView {
     pub activity_id: String,
     pub award: DrawnAward,
     pub fallback: bool,
-    /// `init`, `complete` or `failed`.
+    /// `awaiting_address` (a shipped prize waiting for the winner's address: give it with
+    /// `PUT /api/v1/me/orders/{order_id}/shipping`), `init` (being delivered), `complete` or
+    /// `failed`.
     pub grant_state: String,
     pub delivery: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -412,6 +425,45 @@ impl From<&WinOrder> for OrderView {
             granted_at: o.granted_at,
         }
     }
+}
+
+/// An order as operators see it: whose it is, too.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AdminOrderView {
+    pub user_id: String,
+    #[serde(flatten)]
+    pub order: OrderView,
+}
+
+impl From<&WinOrder> for AdminOrderView {
+    fn from(o: &WinOrder) -> Self {
+        Self {
+            user_id: o.user_id.to_string(),
+            order: OrderView::from(o),
+        }
+    }
+}
+
+/// A page of orders in order id order.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OrderPageView {
+    pub items: Vec<AdminOrderView>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrderQuery {
+    /// Required: `awaiting_address`, `init`, `complete` or `failed`.
+    pub state: Option<String>,
+    /// Only this activity's orders.
+    pub activity_id: Option<String>,
+    /// The `next_after` of the previous page: orders with larger ids.
+    pub after: Option<String>,
+    /// 1 to 200; default 50.
+    pub limit: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

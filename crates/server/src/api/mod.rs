@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -43,8 +43,9 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "Lottery", description = "Prize-draw campaigns: admins deploy and review activities, users draw."),
     paths(
-        admin::deploy, admin::list, admin::detail, admin::revise, admin::act, admin::create_tree, admin::list_trees, admin::get_tree,
-        admin::simulate, user::activity, user::draw, user::draw_by_rules, user::my_orders, user::my_activity,
+        admin::deploy, admin::list, admin::detail, admin::revise, admin::act, admin::create_tree, admin::list_trees,
+        admin::get_tree, admin::simulate, admin::orders, user::activity, user::draw, user::draw_by_rules,
+        user::my_orders, user::give_shipping, user::my_activity,
         ops::healthz, ops::readyz, ops::metrics
     ),
     modifiers(&BearerAuth),
@@ -74,10 +75,15 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         )
         .route("/api/v1/admin/rule-trees/{id}", get(admin::get_tree))
         .route("/api/v1/admin/strategies/simulate", post(admin::simulate))
+        .route("/api/v1/admin/orders", get(admin::orders))
         .route("/api/v1/activities/{id}", get(user::activity))
         .route("/api/v1/activities/{id}/draw", post(user::draw))
         .route("/api/v1/draw", post(user::draw_by_rules))
         .route("/api/v1/me/orders", get(user::my_orders))
+        .route(
+            "/api/v1/me/orders/{order_id}/shipping",
+            put(user::give_shipping),
+        )
         .route("/api/v1/me/activities/{id}", get(user::my_activity))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
