@@ -6,7 +6,6 @@
 //   LOTTERY_UPCOMING_ID      an approved activity that opens tomorrow
 //   LOTTERY_SOLD_OUT_ID      a running activity whose stock is all drawn
 //   LOTTERY_ENDED_ID         an activity whose window closed yesterday
-//   LOTTERY_ADDRESS_STEP     "1" when the API takes a shipping address after a win
 //   LOTTERY_ARTIFACTS        where screenshots go
 //   LOTTERY_CHROMIUM         the browser (default /usr/bin/chromium)
 // Exits 0 only if every step passed and the browser saw no console error, no failed
@@ -32,7 +31,6 @@ const userToken = env('LOTTERY_USER_TOKEN');
 const upcomingId = env('LOTTERY_UPCOMING_ID');
 const soldOutId = env('LOTTERY_SOLD_OUT_ID');
 const endedId = env('LOTTERY_ENDED_ID');
-const addressStep = env('LOTTERY_ADDRESS_STEP', '0') === '1';
 const artifacts = env('LOTTERY_ARTIFACTS', 'browser-artifacts');
 const executablePath = env('LOTTERY_CHROMIUM', '/usr/bin/chromium');
 mkdirSync(artifacts, { recursive: true });
@@ -279,31 +277,6 @@ try {
   await fitsTheScreen(play, 'play: before drawing');
   await shot(play, 'play-phone');
 
-  // Until the API takes a shipping address after a win, a stand-in answers the page as the
-  // API's contract says (the phone's order awaits an address until PUT .../shipping), so
-  // the form is still exercised; LOTTERY_ADDRESS_STEP=1 runs the step against the real API.
-  const standIn = { shipped: null };
-  if (!addressStep) {
-    await play.route(
-      (url) => url.pathname === '/api/v1/me/orders',
-      async (route) => {
-        const response = await route.fetch();
-        const json = await response.json();
-        for (const o of json.items) {
-          if (o.award.type === 'physical') o.grant_state = standIn.shipped ? 'init' : 'awaiting_address';
-        }
-        await route.fulfill({ response, json });
-      },
-    );
-    await play.route(
-      (url) => /^\/api\/v1\/me\/orders\/\d+\/shipping$/.test(url.pathname),
-      async (route) => {
-        standIn.shipped = route.request().postDataJSON();
-        await route.fulfill({ status: 200, json: { order_id: route.request().url().split('/').at(-2), grant_state: 'init' } });
-      },
-    );
-  }
-
   const drawButton = play.getByRole('button', { name: 'Draw', exact: true });
   const result = play.getByTestId('result');
   const drawRequests = [];
@@ -338,7 +311,7 @@ try {
 
   step('player draws until the quota is used, seeing each result');
   const expected = [
-    /^You won: Phone!$/,
+    /^You won: Phone! Tell us where to send it: the form is below\.$/,
     /^You won: Thank-you note! \(the prize drawn had run out; this one stands in\) Thanks for playing!$/,
     /^You won: Thank-you note! \(the prize drawn had run out; this one stands in\) Thanks for playing!$/,
   ];
@@ -359,40 +332,29 @@ try {
   if (await drawButton.isEnabled()) fail('the draw button is disabled once the quota is used');
   await expectText(play.getByTestId('wins'), /Phone.*Thank-you note.*Thank-you note|Thank-you note.*Phone/, 'the past wins');
 
-  {
-    step(`player gives the phone's shipping address on the page${addressStep ? '' : ' (to a stand-in of the shipping endpoint: SKIPPED against the real API, which has none yet)'}`);
-    const form = play.getByRole('form', { name: 'Shipping address for Phone' });
-    await form.waitFor();
-    if (addressStep) {
-      await expectText(admin.locator('[data-stat="awaiting_address"]'), /^1$/, 'the console counting the order awaiting an address');
-    }
-    await form.getByRole('button', { name: 'Send my prize here' }).click();
-    await expectText(form, /Enter your full name/, 'the missing-name message');
-    await form.getByLabel('Full name').fill('Ada Player');
-    await form.getByLabel('Phone').fill('+44 20 7946 0000');
-    await form.getByLabel('Address line 1').fill('1 Test Street');
-    await form.getByLabel('City').fill('London');
-    await form.getByLabel('Postal code (optional)').fill('N1 9GU');
-    if (addressStep) {
-      // The server's checks go further than the page's: its 422 names the field, marked on the page.
-      expectErrors(422, '/shipping', 1);
-      await form.getByLabel('Country').fill('U');
-      await form.getByRole('button', { name: 'Send my prize here' }).click();
-      await expectText(form, /country must be at least 2 characters/, 'the server naming the bad field');
-      if ((await form.getByLabel('Country').getAttribute('aria-invalid')) !== 'true') fail('the field the server named is marked invalid');
-    }
-    await form.getByLabel('Country').fill('United Kingdom');
-    await fitsTheScreen(play, 'play: address form');
-    await shot(play, 'play-address-phone');
-    await form.getByRole('button', { name: 'Send my prize here' }).click();
-    await expectText(play.locator('main'), /Thank you! Your Phone will be sent to Ada Player, London\./, 'the address confirmation');
-    await until(async () => (await play.locator('[data-grant="awaiting_address"]').count()) === 0, 'no prize waiting for an address');
-    if (!addressStep) {
-      const sent = JSON.stringify(standIn.shipped);
-      const want = JSON.stringify({ recipient: 'Ada Player', phone: '+44 20 7946 0000', line1: '1 Test Street', city: 'London', country: 'United Kingdom', postal_code: 'N1 9GU' });
-      if (sent !== want) fail(`the page sent the address ${sent}, expected ${want}`);
-    }
-  }
+  step("player gives the phone's shipping address on the page");
+  const form = play.getByRole('form', { name: 'Shipping address for Phone' });
+  await form.waitFor();
+  await expectText(admin.locator('[data-stat="awaiting_address"]'), /^1$/, 'the console counting the order awaiting an address');
+  await form.getByRole('button', { name: 'Send my prize here' }).click();
+  await expectText(form, /Enter your full name/, 'the missing-name message');
+  await form.getByLabel('Full name').fill('Ada Player');
+  await form.getByLabel('Phone').fill('+44 20 7946 0000');
+  await form.getByLabel('Address line 1').fill('1 Test Street');
+  await form.getByLabel('City').fill('London');
+  await form.getByLabel('Postal code (optional)').fill('N1 9GU');
+  // The server's checks go further than the page's: its 422 names the field, marked on the page.
+  expectErrors(422, '/shipping', 1);
+  await form.getByLabel('Country').fill('U');
+  await form.getByRole('button', { name: 'Send my prize here' }).click();
+  await expectText(form, /country must be at least 2 characters/, 'the server naming the bad field');
+  if ((await form.getByLabel('Country').getAttribute('aria-invalid')) !== 'true') fail('the field the server named is marked invalid');
+  await form.getByLabel('Country').fill('United Kingdom');
+  await fitsTheScreen(play, 'play: address form');
+  await shot(play, 'play-address-phone');
+  await form.getByRole('button', { name: 'Send my prize here' }).click();
+  await expectText(play.locator('main'), /Thank you! Your Phone will be sent to Ada Player, London\./, 'the address confirmation');
+  await until(async () => (await play.locator('[data-grant="awaiting_address"]').count()) === 0, 'no prize waiting for an address');
   await axe(play, 'play: after drawing');
   await fitsTheScreen(play, 'play: after drawing');
   await shot(play, 'play-after-draws-phone');
@@ -418,7 +380,7 @@ try {
   await expectText(admin.locator('[data-stat="stock_left"]'), /^97 \/ 100$/, 'stock left');
   await expectText(admin.getByRole('row', { name: /^Phone/ }).locator('[data-stat="won"]'), /^1$/, 'the phone won once');
   await expectText(admin.getByRole('row', { name: /^Thank-you note/ }).locator('[data-stat="won"]'), /^2$/, 'the note won twice');
-  await expectText(admin.locator('[data-stat="granted"]'), addressStep ? /^3$/ : /^2$/, 'orders granted');
+  await expectText(admin.locator('[data-stat="granted"]'), /^3$/, 'orders granted');
   await expectText(admin.locator('[data-stat="pending"]'), /^0$/, 'no order pending');
   await expectText(admin.locator('[data-stat="awaiting_address"]'), /^0$/, 'no order awaiting an address');
   if (!(await admin.evaluate(() => window.__stillTheSamePage === true))) fail('the console page was reloaded');

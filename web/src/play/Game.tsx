@@ -32,6 +32,8 @@ interface Outcome {
   kind?: string;
   content?: string;
   fallback: boolean;
+  /** The prize is shipped: the winner still has to say where to. */
+  needsAddress: boolean;
 }
 
 const GRANT_LABELS: Record<string, string> = {
@@ -186,6 +188,7 @@ export function Game({ id, token, onSignOut }: Props) {
           kind: response.award?.type,
           content: response.award?.type === 'description' ? response.award.content : undefined,
           fallback: response.fallback,
+          needsAddress: response.grant_state === 'awaiting_address',
         },
         ...list,
       ]);
@@ -300,6 +303,7 @@ export function Game({ id, token, onSignOut }: Props) {
                     <strong>You won: {latest.name}!</strong>
                     {latest.fallback && <span> (the prize drawn had run out; this one stands in)</span>}
                     {latest.content && <div>{latest.content}</div>}
+                    {latest.needsAddress && <div>Tell us where to send it: the form is below.</div>}
                   </>
                 ) : (
                   <strong>No prize this time.</strong>
