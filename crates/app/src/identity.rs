@@ -134,9 +134,17 @@ impl WorkerIdentity {
     /// the id up.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let every = self.ttl / 3;
+        // After a failed renewal, try again soon: once the lease has run out, every moment
+        // until the next renewal is a moment without ids (no draws).
+        let retry = every.min(Duration::from_millis(500));
         loop {
+            let pause = if self.renewing.load(Ordering::SeqCst) {
+                every
+            } else {
+                retry
+            };
             tokio::select! {
-                () = tokio::time::sleep(every) => {}
+                () = tokio::time::sleep(pause) => {}
                 _ = stop.changed() => break,
             }
             match self.renew().await {

@@ -71,11 +71,13 @@ mod defaults {
     pub(super) fn idle_timeout_secs() -> u64 {
         600
     }
+    // An OLTP platform's statements take milliseconds; these bounds only catch the stuck
+    // ones, and the read bound is also how long a caller can wait on a dead network path.
     pub(super) fn statement_timeout_ms() -> u64 {
-        5_000
+        2_500
     }
     pub(super) fn read_timeout_ms() -> u64 {
-        6_000
+        3_000
     }
     pub(super) fn idle_transaction_timeout_secs() -> u64 {
         10

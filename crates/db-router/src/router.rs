@@ -217,7 +217,7 @@ async fn open_pool(
             // connection that ping never ends and the pool's slot is gone for good. Pinging
             // here first, bounded, closes such a connection instead (an error makes the pool
             // drop it without a goodbye, which could block as well).
-            let bound = Duration::from_millis(config.read_timeout_ms.min(2_000));
+            let bound = Duration::from_millis(config.read_timeout_ms.min(1_000));
             options = options.after_release(move |conn, _meta| {
                 Box::pin(async move {
                     match tokio::time::timeout(bound, conn.ping()).await {

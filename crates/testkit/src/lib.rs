@@ -13,6 +13,7 @@
 
 mod fresh;
 mod names;
+mod private_mysql;
 mod private_redis;
 mod proxy;
 mod service;
@@ -20,6 +21,7 @@ pub mod url;
 
 pub use fresh::{FreshError, FreshMysql, FreshSqlite};
 pub use names::{MAX_PREFIX_LEN, free_port, unique_name};
+pub use private_mysql::PrivateMariaDb;
 pub use private_redis::PrivateRedis;
 pub use proxy::TcpProxy;
 pub use service::{REQUIRE_TIMEOUT, Service, Unreachable};

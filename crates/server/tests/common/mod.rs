@@ -153,6 +153,32 @@ impl App {
         }
     }
 
+    /// An instance started from a configuration file of the test's own (the databases must
+    /// exist and be migrated). `mq`, when given, is the topology deleted when dropped.
+    pub async fn spawn_from_config(
+        config: PathBuf,
+        env: &[(&str, &str)],
+        mq: Option<lottery_mq::MqConfig>,
+    ) -> App {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("data");
+        let (base, child) = launch(Some(&config), &data_dir, env, None).await;
+        let mut app = App {
+            base,
+            child,
+            admin: String::new(),
+            client: Client::new(),
+            data_dir,
+            config: Some(config),
+            amqp: mq,
+            redis_prefix: None,
+            _dir: dir,
+            _mysql: None,
+        };
+        app.admin = app.token(&["--admin"]).await;
+        app
+    }
+
     /// The database URLs (cluster mode): global first, then the shards.
     pub fn database_urls(&self) -> Vec<String> {
         self._mysql
