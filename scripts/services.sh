@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the local MariaDB, Redis and RabbitMQ that the adapter and end-to-end tests use
-# are installed and running. Installs them with apt-get when absent (Debian/Ubuntu, as root
-# or with sudo). Safe to run again: running services are left alone.
+# are installed and running, and that the browser test has Debian's chromium and the npm
+# packages of web/. Installs what is absent with apt-get (Debian/Ubuntu, as root or with
+# sudo) and `npm ci`. Safe to run again: running services are left alone.
 set -euo pipefail
 
 SUDO=""
@@ -66,4 +67,19 @@ if ! port_open 5672; then
   wait_port RabbitMQ 5672 120
 fi
 
-log "MariaDB, Redis and RabbitMQ are up"
+# Browser test -------------------------------------------------------------------------------
+# crates/server/tests/browser.rs drives Debian's chromium (never a browser downloaded by a
+# test tool) with playwright-core and axe-core from web/node_modules.
+ensure_package /usr/bin/chromium chromium
+if ! command -v npm >/dev/null 2>&1; then
+  ensure_package node nodejs
+  ensure_package npm npm
+fi
+web="$(cd "$(dirname "$0")/.." && pwd)/web"
+if [ ! -d "$web/node_modules/playwright-core" ] ||
+  [ "$web/package-lock.json" -nt "$web/node_modules/.package-lock.json" ]; then
+  log "installing the npm packages of web/ (npm ci)"
+  (cd "$web" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+log "MariaDB, Redis and RabbitMQ are up; chromium and web/node_modules are in place"

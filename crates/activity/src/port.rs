@@ -235,6 +235,9 @@ pub trait OrderRepository: Send + Sync {
     async fn record_win(&self, order: &WinOrder, message: &OutboxMessage) -> RepoResult<()>;
     async fn orders(&self, user: &UserId, page: Page) -> RepoResult<Vec<WinOrder>>;
     async fn order(&self, user: &UserId, order: OrderId) -> RepoResult<Option<WinOrder>>;
+    /// How many of an activity's orders are in each grant state (states with none are left
+    /// out). Reads every shard: for an admin's view, not for the draw path.
+    async fn grant_counts(&self, activity: ActivityId) -> RepoResult<Vec<(GrantState, u64)>>;
     /// Moves the grant state forward as a compare-and-set from `init`.
     async fn finish_grant(
         &self,

@@ -73,6 +73,14 @@ impl ActivityState {
         Ok(next)
     }
 
+    /// The actions this state allows, in [`Action::ALL`] order: what a console may offer.
+    pub fn actions(self) -> Vec<Action> {
+        Action::ALL
+            .into_iter()
+            .filter(|a| self.apply(*a).is_ok())
+            .collect()
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Editing => "editing",
@@ -172,5 +180,22 @@ mod tests {
         }
         assert!("arraignment".parse::<ActivityState>().is_err());
         assert!("explode".parse::<Action>().is_err());
+    }
+
+    #[test]
+    fn actions_are_exactly_those_apply_accepts() {
+        assert_eq!(
+            ActivityState::Editing.actions(),
+            vec![Action::Submit, Action::Close]
+        );
+        assert_eq!(
+            ActivityState::Approved.actions(),
+            vec![Action::Refuse, Action::Start, Action::Close]
+        );
+        for s in ActivityState::ALL {
+            for a in Action::ALL {
+                assert_eq!(s.actions().contains(&a), s.apply(a).is_ok(), "{s} {a}");
+            }
+        }
     }
 }

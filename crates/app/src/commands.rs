@@ -331,6 +331,19 @@ impl Lottery {
             .ok_or_else(|| AppError::NotFound(format!("rule tree {id}")))
     }
 
+    /// Stored rule trees, newest first.
+    pub async fn trees(&self, page: Page) -> Result<Vec<lottery_rule::TreeSummary>, AppError> {
+        Ok(self.svc.rule_trees.list(page.offset, page.limit).await?)
+    }
+
+    /// How many of the activity's orders are in each grant state.
+    pub async fn grant_counts(
+        &self,
+        id: ActivityId,
+    ) -> Result<Vec<(lottery_award::GrantState, u64)>, AppError> {
+        Ok(self.svc.orders.grant_counts(id).await?)
+    }
+
     pub fn new_tree_id(&self) -> Result<TreeId, AppError> {
         Ok(self.svc.ids.tree_id()?)
     }

@@ -19,5 +19,5 @@ mod tree;
 pub use eval::{Decision, EvalError};
 pub use facts::{FactSource, Facts, FactsError};
 pub use model::{Line, LineOp, LineRef, Node, NodeId, NodeKind, RuleTreeSpec, TreeError};
-pub use port::RuleTreeRepository;
+pub use port::{RuleTreeRepository, TreeSummary};
 pub use tree::RuleTree;

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod request_id;
 pub mod state;
 pub mod telemetry;
+pub mod web;
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;

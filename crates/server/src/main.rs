@@ -120,6 +120,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                 mode_name(config.mode())
             );
             println!("  API docs:    {url}/docs");
+            println!("  console:     {url}/console");
+            println!("  play page:   {url}/play/ACTIVITY_ID#token=USER_TOKEN");
             // Tokens must be signed with this instance's secret: the data directory's in
             // embedded mode, the configuration's in cluster mode.
             let source = match (&common.config, config.mode()) {

@@ -166,6 +166,21 @@ async fn every_endpoint_in_a_campaign(mode: Mode) {
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(orders["items"].as_array().map(Vec::len), Some(wins));
+    // The admin view counts the activity's orders across every shard, by delivery state.
+    let (s, detail) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/admin/activities/{id}"),
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let counted: u64 = ["granted", "pending", "awaiting_address", "failed"]
+        .iter()
+        .filter_map(|k| detail["orders"][k].as_u64())
+        .sum();
+    assert_eq!(counted, wins as u64, "{detail}");
 
     // Rule trees and drawing by rules.
     let tree = json!({"name": "by gender", "root": 1,
@@ -188,6 +203,18 @@ async fn every_endpoint_in_a_campaign(mode: Mode) {
     assert_eq!(
         (s, got["nodes"].as_array().map(Vec::len)),
         (StatusCode::OK, Some(3))
+    );
+    let (s, trees) = app
+        .call(Method::GET, "/api/v1/admin/rule-trees", admin, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{trees}");
+    assert_eq!(
+        (
+            trees["items"][0]["tree_id"].as_str(),
+            trees["items"][0]["nodes"].as_u64()
+        ),
+        (Some(tree_id.as_str()), Some(3)),
+        "{trees}"
     );
     let bob = app.user("bob").await;
     let (s, by_rules) = app
@@ -267,6 +294,7 @@ async fn every_endpoint_in_a_campaign(mode: Mode) {
         "/api/v1/activities/{id}/draw",
         "/api/v1/draw",
         "/api/v1/me/orders",
+        "/api/v1/admin/rule-trees",
     ] {
         assert!(
             spec["paths"].get(path).is_some(),

@@ -171,6 +171,35 @@ impl OrderRepository for OrderStore {
         row.as_ref().map(order_from).transpose()
     }
 
+    async fn grant_counts(&self, activity: ActivityId) -> RepoResult<Vec<(GrantState, u64)>> {
+        let per_table = self
+            .router
+            .fan_out(|route, pool| async move {
+                sqlx::query(&format!(
+                    "SELECT grant_state, COUNT(*) AS n FROM {} WHERE activity_id = ? GROUP BY grant_state",
+                    route.table("win_order")
+                ))
+                .bind(activity.get())
+                .fetch_all(&pool)
+                .within(self.router.read_timeout())
+                .await
+            })
+            .await
+            .map_err(repo)?;
+        let mut counts: Vec<(GrantState, u64)> = Vec::new();
+        for (_, rows) in per_table {
+            for row in rows {
+                let state: GrantState = parse("grant_state", text(&row, "grant_state")?.parse())?;
+                let n = int(&row, "n")?.max(0) as u64;
+                match counts.iter_mut().find(|(s, _)| *s == state) {
+                    Some((_, total)) => *total += n,
+                    None => counts.push((state, n)),
+                }
+            }
+        }
+        Ok(counts)
+    }
+
     async fn finish_grant(
         &self,
         user: &UserId,

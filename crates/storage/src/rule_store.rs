@@ -3,7 +3,7 @@
 use chrono::Utc;
 use db_router::Router;
 use lottery_domain::{RepoResult, TreeId};
-use lottery_rule::{Line, Node, NodeId, NodeKind, RuleTree, RuleTreeRepository};
+use lottery_rule::{Line, Node, NodeId, NodeKind, RuleTree, RuleTreeRepository, TreeSummary};
 
 use crate::error::{Within, corrupt, repo};
 use crate::rows::{int, millis, opt_text, parse, text};
@@ -117,5 +117,30 @@ impl RuleTreeRepository for RuleTreeStore {
         )
         .map_err(|e| corrupt(format!("rule tree {id}: {e}")))?;
         Ok(Some(tree))
+    }
+
+    async fn list(&self, offset: u32, limit: u32) -> RepoResult<Vec<TreeSummary>> {
+        sqlx::query(
+            "SELECT t.tree_id, t.name, \
+             (SELECT COUNT(*) FROM rule_tree_node n WHERE n.tree_id = t.tree_id) AS nodes, \
+             (SELECT COUNT(*) FROM rule_tree_line l WHERE l.tree_id = t.tree_id) AS line_count \
+             FROM rule_tree t ORDER BY t.created_at DESC, t.tree_id DESC LIMIT ? OFFSET ?",
+        )
+        .bind(i64::from(limit))
+        .bind(i64::from(offset))
+        .fetch_all(self.router.global())
+        .within(self.router.read_timeout())
+        .await
+        .map_err(repo)?
+        .iter()
+        .map(|r| {
+            Ok(TreeSummary {
+                id: parse("tree_id", TreeId::new(int(r, "tree_id")?))?,
+                name: text(r, "name")?,
+                nodes: u32::try_from(int(r, "nodes")?).unwrap_or(u32::MAX),
+                lines: u32::try_from(int(r, "line_count")?).unwrap_or(u32::MAX),
+            })
+        })
+        .collect()
     }
 }

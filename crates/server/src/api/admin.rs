@@ -73,7 +73,8 @@ pub async fn list(
     }))
 }
 
-/// One activity with its strategy, awards, stock left and draw counts.
+/// One activity with its strategy, awards, stock left, draw and win counts, and its orders
+/// by delivery state: what a console shows as live statistics.
 #[utoipa::path(get, path = "/api/v1/admin/activities/{id}", tag = "admin", params(("id" = String, Path)),
     security(("bearer" = [])),
     responses((status = 200, body = ActivityDetail), (status = 400, body = crate::error::ErrorBody),
@@ -90,6 +91,15 @@ pub async fn detail(
     let ids: Vec<AwardId> = strategy.awards().iter().map(|a| a.award_id).collect();
     let awards = state.lottery.awards(&ids).await?;
     let stock = state.lottery.stock(id).await?;
+    let mut orders = OrderCounts::default();
+    for (grant, n) in state.lottery.grant_counts(id).await? {
+        match grant {
+            GrantState::AwaitingAddress => orders.awaiting_address += n,
+            GrantState::Init => orders.pending += n,
+            GrantState::Complete => orders.granted += n,
+            GrantState::Failed => orders.failed += n,
+        }
+    }
     let mut wins = 0;
     let views = strategy
         .awards()
@@ -101,7 +111,8 @@ pub async fn detail(
                 .iter()
                 .find(|(a, _)| *a == sa.award_id)
                 .map_or(0, |(_, n)| *n);
-            wins += u64::from(sa.count).saturating_sub(left);
+            let won = u64::from(sa.count).saturating_sub(left);
+            wins += won;
             AwardView {
                 award_id: sa.award_id.to_string(),
                 kind: award.map(|a| a.kind.to_string()).unwrap_or_default(),
@@ -110,6 +121,7 @@ pub async fn detail(
                 count: sa.count,
                 rate: sa.rate.to_string(),
                 left,
+                won,
             }
         })
         .collect();
@@ -119,6 +131,7 @@ pub async fn detail(
         stock_left: stock.stock_left,
         draws: u64::from(activity.stock()).saturating_sub(stock.stock_left),
         wins,
+        orders,
         strategy: StrategyView {
             strategy_id: strategy.id().to_string(),
             mode: strategy.mode().to_string(),
@@ -275,6 +288,32 @@ pub async fn create_tree(
             tree_id: id.to_string(),
         }),
     ))
+}
+
+/// Stored rule trees, newest first.
+#[utoipa::path(get, path = "/api/v1/admin/rule-trees", tag = "admin", params(PageQuery), security(("bearer" = [])),
+    responses((status = 200, body = TreeList), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+pub async fn list_trees(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<axum::Json<TreeList>> {
+    let p = page(q.offset, q.limit);
+    let trees = state.lottery.trees(p).await?;
+    Ok(axum::Json(TreeList {
+        items: trees
+            .into_iter()
+            .map(|t| TreeSummaryView {
+                tree_id: t.id.to_string(),
+                name: t.name,
+                nodes: t.nodes,
+                lines: t.lines,
+            })
+            .collect(),
+        offset: p.offset,
+        limit: p.limit,
+    }))
 }
 
 /// A stored rule tree.

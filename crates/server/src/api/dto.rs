@@ -138,6 +138,8 @@ pub struct ActivitySummary {
     pub take_limit: u32,
     pub strategy_id: String,
     pub creator: String,
+    /// The review actions the current state allows (`POST .../actions/{action}`).
+    pub actions: Vec<String>,
 }
 
 impl From<&Activity> for ActivitySummary {
@@ -152,6 +154,12 @@ impl From<&Activity> for ActivitySummary {
             take_limit: a.take_limit(),
             strategy_id: a.strategy_id().to_string(),
             creator: a.creator().to_owned(),
+            actions: a
+                .state()
+                .actions()
+                .into_iter()
+                .map(|x| x.as_str().to_owned())
+                .collect(),
         }
     }
 }
@@ -194,6 +202,8 @@ pub struct AwardView {
     pub rate: String,
     /// Prizes of this award left.
     pub left: u64,
+    /// Prizes of this award won so far.
+    pub won: u64,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -214,7 +224,22 @@ pub struct ActivityDetail {
     pub draws: u64,
     /// Prizes won so far.
     pub wins: u64,
+    /// The activity's win orders by delivery state.
+    pub orders: OrderCounts,
     pub strategy: StrategyView,
+}
+
+/// An activity's win orders by grant state.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct OrderCounts {
+    /// Delivered (`complete`).
+    pub granted: u64,
+    /// Won and not yet delivered (`init`).
+    pub pending: u64,
+    /// Physical prizes won without a shipping address, waiting for the winner to give one.
+    pub awaiting_address: u64,
+    /// Delivery failed for good; needs an operator.
+    pub failed: u64,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -223,12 +248,20 @@ pub struct StateResponse {
     pub state: String,
 }
 
+/// A prize as players see it, with its odds disclosed.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PublicAward {
     pub award_id: String,
     #[serde(rename = "type")]
     pub kind: String,
     pub name: String,
+    /// The probability of drawing this prize in one draw, as a decimal string, e.g.
+    /// "0.0005" (0.05%). In `entirety` mode the rates of the prizes still in stock are
+    /// scaled up to sum to 1.
+    pub rate: String,
+    /// How many of this prize there are in all.
+    pub count: u32,
+    /// How many are left.
     pub left: u64,
 }
 
@@ -242,6 +275,9 @@ pub struct PublicActivity {
     pub end_time: DateTime<Utc>,
     pub stock_left: u64,
     pub take_limit: u32,
+    /// `single` (each prize has its own odds; the rest of the draws win nothing) or
+    /// `entirety` (every draw wins one of the prizes in stock).
+    pub mode: String,
     pub awards: Vec<PublicAward>,
 }
 
@@ -522,6 +558,23 @@ pub struct LineView {
     pub to: i64,
     pub op: String,
     pub value: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TreeSummaryView {
+    pub tree_id: String,
+    pub name: String,
+    /// Number of nodes.
+    pub nodes: u32,
+    /// Number of lines.
+    pub lines: u32,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TreeList {
+    pub items: Vec<TreeSummaryView>,
+    pub offset: u32,
+    pub limit: u32,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -43,9 +43,9 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "Lottery", description = "Prize-draw campaigns: admins deploy and review activities, users draw."),
     paths(
-        admin::deploy, admin::list, admin::detail, admin::revise, admin::act, admin::create_tree, admin::get_tree,
-        admin::simulate, admin::orders, user::activity, user::draw, user::draw_by_rules, user::my_orders,
-        user::give_shipping, user::my_activity,
+        admin::deploy, admin::list, admin::detail, admin::revise, admin::act, admin::create_tree, admin::list_trees,
+        admin::get_tree, admin::simulate, admin::orders, user::activity, user::draw, user::draw_by_rules,
+        user::my_orders, user::give_shipping, user::my_activity,
         ops::healthz, ops::readyz, ops::metrics
     ),
     modifiers(&BearerAuth),
@@ -69,7 +69,10 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
             "/api/v1/admin/activities/{id}/actions/{action}",
             post(admin::act),
         )
-        .route("/api/v1/admin/rule-trees", post(admin::create_tree))
+        .route(
+            "/api/v1/admin/rule-trees",
+            post(admin::create_tree).get(admin::list_trees),
+        )
         .route("/api/v1/admin/rule-trees/{id}", get(admin::get_tree))
         .route("/api/v1/admin/strategies/simulate", post(admin::simulate))
         .route("/api/v1/admin/orders", get(admin::orders))
@@ -85,6 +88,7 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .merge(crate::web::routes())
         .fallback(|| async {
             error_response(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })

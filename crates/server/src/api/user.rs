@@ -48,7 +48,8 @@ fn address_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiErr
     Ok(value)
 }
 
-/// An activity as users see it: window, state, prizes and what is left.
+/// An activity as users see it: window, state, and each prize with its odds, its count and
+/// what is left (promotional draws must disclose their odds).
 #[utoipa::path(get, path = "/api/v1/activities/{id}", tag = "user", params(("id" = String, Path)),
     security(("bearer" = [])),
     responses((status = 200, body = PublicActivity), (status = 400, body = crate::error::ErrorBody),
@@ -73,6 +74,8 @@ pub async fn activity(
                 award_id: sa.award_id.to_string(),
                 kind: award.map(|x| x.kind.to_string()).unwrap_or_default(),
                 name: award.map(|x| x.name.clone()).unwrap_or_default(),
+                rate: sa.rate.to_string(),
+                count: sa.count,
                 left: stock
                     .awards_left
                     .iter()
@@ -90,6 +93,7 @@ pub async fn activity(
         end_time: a.end(),
         stock_left: stock.stock_left,
         take_limit: a.take_limit(),
+        mode: config.strategy().mode().to_string(),
         awards,
     }))
 }
