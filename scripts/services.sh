@@ -46,6 +46,13 @@ if [ -z "${LOTTERY_TEST_MYSQL_URL:-}" ] && command -v mariadb >/dev/null 2>&1; t
     $SUDO mariadb -uroot -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
       GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION; FLUSH PRIVILEGES;"
   fi
+  # Tests run side by side, each with instances of their own (each may open 48 connections):
+  # more than the 151 a server allows by default. The limit itself is tested on a private
+  # server (crates/server/tests/stalls.rs).
+  if [ "$(mariadb -h127.0.0.1 -uroot -N -e 'select @@max_connections' 2>/dev/null || echo 0)" -lt 600 ]; then
+    log "raising the local test server's max_connections to 600"
+    mariadb -h127.0.0.1 -uroot -e 'SET GLOBAL max_connections = 600' || true
+  fi
 fi
 
 # Redis --------------------------------------------------------------------------------------
