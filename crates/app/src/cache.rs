@@ -200,3 +200,24 @@ impl ConfigCache {
         }))
     }
 }
+
+/// Drops cached configurations, and can do nothing else: what a listener for other instances'
+/// change announcements needs.
+#[derive(Debug, Clone)]
+pub struct CacheInvalidation {
+    cache: Arc<ConfigCache>,
+}
+
+impl CacheInvalidation {
+    pub(crate) fn new(cache: Arc<ConfigCache>) -> Self {
+        Self { cache }
+    }
+
+    pub fn invalidate(&self, id: ActivityId) {
+        self.cache.invalidate(id);
+    }
+
+    pub fn clear(&self) {
+        self.cache.clear();
+    }
+}

@@ -218,24 +218,9 @@ impl AwardDelivery {
             award: invoice.award,
             shipping: invoice.shipping,
         };
-        let (state, detail) = match self.svc.registry.distribute(&grant).await {
-            Ok(delivery) => (GrantState::Complete, Some(delivery.detail)),
-            Err(DistributeError::Permanent(reason)) => (GrantState::Failed, Some(reason)),
-            Err(DistributeError::Retryable(reason)) => {
-                let attempts = {
-                    let mut map = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
-                    let n = map.entry(message.message_id.clone()).or_insert(0);
-                    *n += 1;
-                    *n
-                };
-                if attempts < self.max_attempts {
-                    return Handled::Retry(reason);
-                }
-                (
-                    GrantState::Failed,
-                    Some(format!("gave up after {attempts} attempts: {reason}")),
-                )
-            }
+        let (state, detail) = match self.distribute(&grant, &message.message_id).await {
+            Ok(done) => done,
+            Err(reason) => return Handled::Retry(reason),
         };
         let now = self.svc.clock.now();
         match self
@@ -262,6 +247,36 @@ impl AwardDelivery {
                 Handled::Done
             }
             Err(e) => Handled::Retry(e.to_string()),
+        }
+    }
+}
+
+impl AwardDelivery {
+    /// Hands the prize out: the grant's final state and what to keep on the order, or the
+    /// reason to try again later (a downstream system down, attempts left).
+    async fn distribute(
+        &self,
+        grant: &Grant,
+        message_id: &str,
+    ) -> Result<(GrantState, Option<String>), String> {
+        match self.svc.registry.distribute(grant).await {
+            Ok(delivery) => Ok((GrantState::Complete, Some(delivery.detail))),
+            Err(DistributeError::Permanent(reason)) => Ok((GrantState::Failed, Some(reason))),
+            Err(DistributeError::Retryable(reason)) => {
+                let attempts = {
+                    let mut map = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
+                    let n = map.entry(message_id.to_owned()).or_insert(0);
+                    *n += 1;
+                    *n
+                };
+                if attempts < self.max_attempts {
+                    return Err(reason);
+                }
+                Ok((
+                    GrantState::Failed,
+                    Some(format!("gave up after {attempts} attempts: {reason}")),
+                ))
+            }
         }
     }
 }

@@ -196,54 +196,9 @@ impl Lottery {
         req: &DrawRequest,
         config: &ActivityConfig,
     ) -> Result<DrawResult, AppError> {
-        let aimed = {
-            let mut rng = rand::rng();
-            match config.drawer.draw(&mut rng, config.out_of_stock()) {
-                Draw::Award(a) | Draw::OutOfStock(a) => Some(a),
-                Draw::Nothing => None,
-            }
-        };
-        let take_id = self.svc.ids.take_id()?;
-        let claim = StockClaim {
-            claim_id: take_id,
-            activity_id: req.activity,
-            user_id: req.user.clone(),
-            take: true,
-            take_limit: config.activity.take_limit(),
-            award: aimed,
-            fallback: aimed.and(config.strategy().fallback()),
-            expires_at: config.key_expiry(),
-        };
-        let granted = match self.claim(&claim).await? {
-            ClaimOutcome::SoldOut => {
-                config.mark_sold_out(self.svc.clock.now().timestamp_millis());
-                return Err(ParticipationError::SoldOut.into());
-            }
-            ClaimOutcome::QuotaExhausted => {
-                return Err(self.quota_exhausted(config));
-            }
-            ClaimOutcome::Withdrawn => {
-                return Err(AppError::Unavailable(
-                    "the draw was interrupted; draw again".into(),
-                ));
-            }
-            ClaimOutcome::Granted {
-                award,
-                fallback,
-                award_exhausted,
-                generation,
-            } => {
-                if award_exhausted && let Some(a) = aimed {
-                    config.mark_out_of_stock(a);
-                }
-                Granted {
-                    award,
-                    fallback,
-                    generation,
-                }
-            }
-        };
-        let record = match self.record_for(config, req, take_id, &granted) {
+        let claim = self.aim(req, config)?;
+        let granted = self.granted(&claim, config).await?;
+        let record = match self.record_for(config, req, claim.claim_id, &granted) {
             Ok(r) => r,
             Err(e) => {
                 self.give_back(&claim).await;
@@ -257,7 +212,7 @@ impl Lottery {
                 DrawOutcome::Lose
             },
             activity_id: req.activity,
-            take_id,
+            take_id: claim.claim_id,
             order_id: record.win.as_ref().map(|(o, _)| o.order_id),
             award: record.win.as_ref().map(|(o, _)| o.award.clone()),
             grant_state: record.win.as_ref().map(|(o, _)| o.grant_state),
@@ -266,7 +221,7 @@ impl Lottery {
         };
         match self.svc.draws.record_draw(record).await {
             Ok(RecordOutcome::Recorded) => {
-                self.settler.recorded(req.activity, take_id);
+                self.settler.recorded(req.activity, claim.claim_id);
                 Ok(result)
             }
             Ok(refused) => {
@@ -274,6 +229,61 @@ impl Lottery {
                 self.refused(refused, config, req, granted.generation).await
             }
             Err(e) => self.unclear_record(&claim, result, e).await,
+        }
+    }
+
+    /// Draws locally (aiming only at awards not known to be out of stock) and shapes the
+    /// claim for it, under a new take id.
+    fn aim(&self, req: &DrawRequest, config: &ActivityConfig) -> Result<StockClaim, AppError> {
+        let aimed = {
+            let mut rng = rand::rng();
+            match config.drawer.draw(&mut rng, config.out_of_stock()) {
+                Draw::Award(a) | Draw::OutOfStock(a) => Some(a),
+                Draw::Nothing => None,
+            }
+        };
+        Ok(StockClaim {
+            claim_id: self.svc.ids.take_id()?,
+            activity_id: req.activity,
+            user_id: req.user.clone(),
+            take: true,
+            take_limit: config.activity.take_limit(),
+            award: aimed,
+            fallback: aimed.and(config.strategy().fallback()),
+            expires_at: config.key_expiry(),
+        })
+    }
+
+    /// Claims the stock; what was granted, or the answer when nothing was.
+    async fn granted(
+        &self,
+        claim: &StockClaim,
+        config: &ActivityConfig,
+    ) -> Result<Granted, AppError> {
+        match self.claim(claim).await? {
+            ClaimOutcome::SoldOut => {
+                config.mark_sold_out(self.svc.clock.now().timestamp_millis());
+                Err(ParticipationError::SoldOut.into())
+            }
+            ClaimOutcome::QuotaExhausted => Err(self.quota_exhausted(config)),
+            ClaimOutcome::Withdrawn => Err(AppError::Unavailable(
+                "the draw was interrupted; draw again".into(),
+            )),
+            ClaimOutcome::Granted {
+                award,
+                fallback,
+                award_exhausted,
+                generation,
+            } => {
+                if award_exhausted && let Some(a) = claim.award {
+                    config.mark_out_of_stock(a);
+                }
+                Ok(Granted {
+                    award,
+                    fallback,
+                    generation,
+                })
+            }
         }
     }
 
@@ -501,43 +511,9 @@ impl Lottery {
             taken_at: now,
             state: TakeState::Used,
         };
-        let fallback = granted.fallback;
         let win = match granted.award {
             None => None,
-            Some(a) => {
-                let award =
-                    config.awards.get(&a).cloned().ok_or_else(|| {
-                        AppError::Internal(format!("award {a} is not configured"))
-                    })?;
-                // A prize that can only be shipped waits for the address the draw did not
-                // carry; without a message nothing delivers it, or fails it, meanwhile.
-                let awaits_address =
-                    req.shipping.is_none() && self.svc.registry.needs_address(&award.kind);
-                let order = WinOrder {
-                    order_id: self.svc.ids.order_id()?,
-                    take_id,
-                    user_id: req.user.clone(),
-                    activity_id: activity.id(),
-                    strategy_id: activity.strategy_id(),
-                    mode: config.strategy().mode(),
-                    award,
-                    fallback,
-                    grant_state: if awaits_address {
-                        GrantState::AwaitingAddress
-                    } else {
-                        GrantState::Init
-                    },
-                    delivery: None,
-                    created_at: now,
-                    granted_at: None,
-                };
-                let message = if awaits_address {
-                    None
-                } else {
-                    Some(invoice_message(&order, req.shipping.clone(), now)?)
-                };
-                Some((order, message))
-            }
+            Some(a) => Some(self.win_for(config, req, take_id, a, granted.fallback, now)?),
         };
         Ok(DrawRecord {
             new_take: Some((take, activity.take_limit())),
@@ -547,6 +523,52 @@ impl Lottery {
             win,
             generation: granted.generation,
         })
+    }
+}
+
+impl Lottery {
+    /// The order of a win and its delivery message (none while a shipped prize waits for its
+    /// address: nothing delivers it, or fails it, meanwhile).
+    fn win_for(
+        &self,
+        config: &ActivityConfig,
+        req: &DrawRequest,
+        take_id: TakeId,
+        award: AwardId,
+        fallback: bool,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(WinOrder, Option<OutboxMessage>), AppError> {
+        let award = config
+            .awards
+            .get(&award)
+            .cloned()
+            .ok_or_else(|| AppError::Internal(format!("award {award} is not configured")))?;
+        let awaits_address = req.shipping.is_none() && self.svc.registry.needs_address(&award.kind);
+        let activity = &config.activity;
+        let order = WinOrder {
+            order_id: self.svc.ids.order_id()?,
+            take_id,
+            user_id: req.user.clone(),
+            activity_id: activity.id(),
+            strategy_id: activity.strategy_id(),
+            mode: config.strategy().mode(),
+            award,
+            fallback,
+            grant_state: if awaits_address {
+                GrantState::AwaitingAddress
+            } else {
+                GrantState::Init
+            },
+            delivery: None,
+            created_at: now,
+            granted_at: None,
+        };
+        let message = if awaits_address {
+            None
+        } else {
+            Some(invoice_message(&order, req.shipping.clone(), now)?)
+        };
+        Ok((order, message))
     }
 }
 

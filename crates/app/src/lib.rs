@@ -11,6 +11,7 @@ mod error;
 mod identity;
 mod inflight;
 mod orders;
+mod queries;
 mod quiet;
 mod reconcile;
 mod scheduler;
@@ -30,13 +31,14 @@ use lottery_ids::IdSource;
 use lottery_rule::RuleTreeRepository;
 use lottery_strategy::StrategyRepository;
 
-pub use cache::{ActivityConfig, CacheStats, ConfigCache};
+pub use cache::{ActivityConfig, CacheInvalidation, CacheStats, ConfigCache};
 pub use commands::{AwardSpec, DeployCommand, Deployed, StrategySpec, UserActivityView};
 pub use delivery::{AwardDelivery, InProcessBus, OutboxRelay, RelayOptions, RelayReport};
 pub use draw::{DEFAULT_DRAW_DEADLINE, DrawOutcome, DrawRequest, DrawResult};
 pub use error::AppError;
 pub use identity::WorkerIdentity;
 pub use orders::OrderPage;
+pub use queries::{ActivityView, Gauges};
 pub use quiet::{Failure, LogGate};
 pub use reconcile::{ReconcileReport, Reconciler};
 pub use scheduler::{Job, JobReport, ReportHook, Scheduler, SchedulerOptions};
@@ -144,13 +146,23 @@ impl Lottery {
         }
     }
 
-    pub fn services(&self) -> &Services {
+    /// The ports, for the jobs of this crate only: handlers and jobs outside call use cases.
+    pub(crate) fn services(&self) -> &Services {
         &self.svc
     }
 
-    /// The configuration cache (for invalidation from other instances and for metrics).
-    pub fn cache(&self) -> &Arc<ConfigCache> {
+    pub(crate) fn cache(&self) -> &Arc<ConfigCache> {
         &self.cache
+    }
+
+    /// A handle that drops cached configurations, for another instance's announcements.
+    pub fn cache_invalidation(&self) -> CacheInvalidation {
+        CacheInvalidation::new(self.cache.clone())
+    }
+
+    /// How the configuration cache is doing (hits, loads), for metrics.
+    pub fn cache_stats(&self) -> &CacheStats {
+        self.cache.stats()
     }
 }
 

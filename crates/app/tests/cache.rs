@@ -98,15 +98,20 @@ async fn a_thousand_cold_reads_load_once() {
         .expect("deploy");
     let tasks: Vec<_> = (0..1_000)
         .map(|_| {
-            let cache = w.lottery.cache().clone();
-            tokio::spawn(async move { cache.get(d.activity_id).await.map(|c| c.activity.id()) })
+            let lottery = w.lottery.clone();
+            tokio::spawn(async move {
+                lottery
+                    .activity_config(d.activity_id)
+                    .await
+                    .map(|c| c.activity.id())
+            })
         })
         .collect();
     for t in tasks {
         assert_eq!(t.await.expect("task").expect("config"), d.activity_id);
     }
     assert_eq!(reads.load(Ordering::SeqCst), 1, "exactly one database load");
-    assert_eq!(w.lottery.cache().stats().loads.load(Ordering::SeqCst), 1);
+    assert_eq!(w.lottery.cache_stats().loads.load(Ordering::SeqCst), 1);
 
     // An admin change invalidates: the next read loads the new state once more.
     w.lottery
@@ -114,11 +119,15 @@ async fn a_thousand_cold_reads_load_once() {
         .await
         .expect("submit");
     let before = reads.load(Ordering::SeqCst);
-    let config = w.lottery.cache().get(d.activity_id).await.expect("config");
+    let config = w
+        .lottery
+        .activity_config(d.activity_id)
+        .await
+        .expect("config");
     assert_eq!(config.activity.state(), ActivityState::PendingReview);
     assert_eq!(reads.load(Ordering::SeqCst), before + 1);
 
     // A miss for an unknown activity is not cached as a success.
     let unknown = ActivityId::new(77).expect("id");
-    assert!(w.lottery.cache().get(unknown).await.is_err());
+    assert!(w.lottery.activity_config(unknown).await.is_err());
 }

@@ -78,8 +78,9 @@ mod defaults {
     pub(super) fn publish_concurrency() -> usize {
         1_000
     }
+    // Below the platform's 10 s request timeout, as every bound on a backend is.
     pub(super) fn confirm_timeout_ms() -> u64 {
-        10_000
+        5_000
     }
     pub(super) fn connect_timeout_ms() -> u64 {
         3_000

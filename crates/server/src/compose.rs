@@ -159,11 +159,14 @@ async fn backends(config: &Config) -> Result<Backends, StartError> {
                 .redis
                 .as_ref()
                 .ok_or_else(|| StartError::Stock("no [redis] configured".into()))?;
-            let options = RedisLedgerOptions {
+            let mut options = RedisLedgerOptions {
                 prefix: config.redis_prefix(),
                 pool_size: redis.pool_size,
                 ..RedisLedgerOptions::default()
             };
+            if let Some(ms) = redis.timeout_ms {
+                options.timeout = Duration::from_millis(ms);
+            }
             let stock = RedisLedger::connect(&redis.url, options)
                 .await
                 .map_err(|e| StartError::Stock(e.to_string()))?;
@@ -182,6 +185,12 @@ async fn backends(config: &Config) -> Result<Backends, StartError> {
                 .clone()
                 .unwrap_or_else(|| format!("{name}.events"));
             mq.queue_prefix = amqp.queue_prefix.clone().unwrap_or(name);
+            if let Some(ms) = amqp.connect_timeout_ms {
+                mq.connect_timeout_ms = ms;
+            }
+            if let Some(ms) = amqp.confirm_timeout_ms {
+                mq.confirm_timeout_ms = ms;
+            }
             // Declare the queues before anything is published, so no message is unroutable.
             let admin = MqAdmin::connect(&mq)
                 .await
@@ -393,13 +402,9 @@ pub async fn build(config: &Config, role: Role) -> Result<Built, StartError> {
     let mut lottery = Lottery::new(svc.clone()).with_draw_deadline(deadline);
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let mut listeners = Vec::new();
-    if let (Mode::Cluster, Some(redis)) = (config.mode(), &config.redis) {
-        // Instances share configuration changes, so every cache drops a changed activity at once.
-        let feed = lottery_stock::RedisChangeFeed::new(&redis.url, &config.redis_prefix())
-            .map_err(|e| StartError::Stock(e.to_string()))?;
-        let (cache, all) = (lottery.cache().clone(), lottery.cache().clone());
-        listeners.push(feed.listen(move |id| cache.invalidate(id), move || all.clear()));
-        lottery = lottery.with_change_feed(Arc::new(feed));
+    if let Some((feed, listener)) = change_feed(config, &lottery)? {
+        listeners.push(listener);
+        lottery = lottery.with_change_feed(feed);
     }
     let delivery: Arc<dyn MessageHandler> = Arc::new(AwardDelivery::new(
         svc.clone(),
@@ -416,33 +421,13 @@ pub async fn build(config: &Config, role: Role) -> Result<Built, StartError> {
     // Every role issues ids (draws, deployments, grants): the lease is renewed for all.
     let mut workers = vec![tokio::spawn(identity.clone().run(stopped.clone()))];
     if matches!(role, Role::Worker | Role::All) {
-        let relay = OutboxRelay::new(svc.clone(), publisher, RelayOptions::default());
-        let options = SchedulerOptions {
-            holder: format!("{}-{}", hostname(), std::process::id()),
-            state_interval: Duration::from_millis(config.workers.state_interval_ms),
-            relay_interval: Duration::from_millis(config.workers.relay_interval_ms),
-            sync_interval: Duration::from_millis(config.workers.sync_interval_ms),
-            reconcile_interval: Duration::from_millis(config.workers.reconcile_interval_ms),
-            reconcile_grace: Duration::from_millis(config.workers.reconcile_grace_ms),
+        let jobs = Jobs {
+            lottery: &lottery,
+            relay: OutboxRelay::new(svc.clone(), publisher, RelayOptions::default()),
+            delivery: delivery.clone(),
+            metrics: metrics.clone(),
         };
-        let counted = metrics.clone();
-        let scheduler = Arc::new(
-            Scheduler::new(lottery.clone(), Some(relay), options)
-                .on_report(Arc::new(move |report| counted.record_job(report))),
-        );
-        workers.push(tokio::spawn(scheduler.run(stopped.clone())));
-        if let Some((_, mq)) = &backends.amqp {
-            let consumer =
-                AmqpConsumer::new(mq.clone()).map_err(|e| StartError::Broker(e.to_string()))?;
-            let handler = delivery.clone();
-            let mut stop_rx = stopped.clone();
-            workers.push(tokio::spawn(async move {
-                let shutdown = async move {
-                    let _ = stop_rx.wait_for(|s| *s).await;
-                };
-                consumer.run(handler, Topic::AwardInvoice, shutdown).await;
-            }));
-        }
+        workers.extend(jobs.start(config, &backends, &stopped)?);
         info!(?role, "workers started");
     }
     let keys = Arc::new(keys(config)?);
@@ -469,6 +454,74 @@ pub async fn build(config: &Config, role: Role) -> Result<Built, StartError> {
         listeners,
         stop,
     })
+}
+
+/// Cluster mode: instances share configuration changes, so every cache drops a changed
+/// activity at once. The feed to announce on, and the task listening to the others.
+#[allow(clippy::type_complexity)]
+fn change_feed(
+    config: &Config,
+    lottery: &Lottery,
+) -> Result<
+    Option<(
+        Arc<dyn lottery_activity::ChangeFeed>,
+        tokio::task::JoinHandle<()>,
+    )>,
+    StartError,
+> {
+    let (Mode::Cluster, Some(redis)) = (config.mode(), &config.redis) else {
+        return Ok(None);
+    };
+    let feed = lottery_stock::RedisChangeFeed::new(&redis.url, &config.redis_prefix())
+        .map_err(|e| StartError::Stock(e.to_string()))?;
+    let (one, all) = (lottery.cache_invalidation(), lottery.cache_invalidation());
+    let listener = feed.listen(move |id| one.invalidate(id), move || all.clear());
+    Ok(Some((Arc::new(feed), listener)))
+}
+
+/// What a worker runs: the scheduled jobs and, in cluster mode, the broker's consumer.
+struct Jobs<'a> {
+    lottery: &'a Lottery,
+    relay: OutboxRelay,
+    delivery: Arc<dyn MessageHandler>,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl Jobs<'_> {
+    fn start(
+        self,
+        config: &Config,
+        backends: &Backends,
+        stopped: &watch::Receiver<bool>,
+    ) -> Result<Vec<tokio::task::JoinHandle<()>>, StartError> {
+        let options = SchedulerOptions {
+            holder: format!("{}-{}", hostname(), std::process::id()),
+            state_interval: Duration::from_millis(config.workers.state_interval_ms),
+            relay_interval: Duration::from_millis(config.workers.relay_interval_ms),
+            sync_interval: Duration::from_millis(config.workers.sync_interval_ms),
+            reconcile_interval: Duration::from_millis(config.workers.reconcile_interval_ms),
+            reconcile_grace: Duration::from_millis(config.workers.reconcile_grace_ms),
+        };
+        let counted = self.metrics.clone();
+        let scheduler = Arc::new(
+            Scheduler::new(self.lottery.clone(), Some(self.relay), options)
+                .on_report(Arc::new(move |report| counted.record_job(report))),
+        );
+        let mut workers = vec![tokio::spawn(scheduler.run(stopped.clone()))];
+        if let Some((_, mq)) = &backends.amqp {
+            let consumer =
+                AmqpConsumer::new(mq.clone()).map_err(|e| StartError::Broker(e.to_string()))?;
+            let handler = self.delivery.clone();
+            let mut stop_rx = stopped.clone();
+            workers.push(tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stop_rx.wait_for(|s| *s).await;
+                };
+                consumer.run(handler, Topic::AwardInvoice, shutdown).await;
+            }));
+        }
+        Ok(workers)
+    }
 }
 
 fn hostname() -> String {

@@ -103,6 +103,9 @@ pub struct RedisConfig {
     pub prefix: Option<String>,
     #[serde(default = "default_pool")]
     pub pool_size: usize,
+    /// Bound on getting a connection and on each operation, in milliseconds (unset: 2 s).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -117,6 +120,12 @@ pub struct AmqpConfig {
     /// Prefix of the queue names (default: the deployment's name).
     #[serde(default)]
     pub queue_prefix: Option<String>,
+    /// Bound on opening a connection and its channel, in milliseconds (unset: the adapter's).
+    #[serde(default)]
+    pub connect_timeout_ms: Option<u64>,
+    /// Bound on waiting for a publish confirmation, in milliseconds (unset: the adapter's).
+    #[serde(default)]
+    pub confirm_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -438,12 +447,15 @@ mod tests {
             url: "redis://127.0.0.1".into(),
             prefix: Some("l".into()),
             pool_size: 4,
+            timeout_ms: None,
         });
         c.amqp = Some(AmqpConfig {
             url: "amqp://127.0.0.1".into(),
             prefetch: 8,
             exchange: None,
             queue_prefix: None,
+            connect_timeout_ms: None,
+            confirm_timeout_ms: None,
         });
         assert!(c.validate().is_err(), "no secret");
         c.auth.jwt_secret = Some("x".repeat(32));

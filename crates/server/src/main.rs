@@ -105,62 +105,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             common,
             listen,
             role,
-        } => {
-            let mut config = load(&common)?;
-            if let Some(addr) = listen {
-                config.listen = addr;
-            }
-            telemetry::init(&config.log);
-            let running = start(&config, role, shutdown_signal())
-                .await
-                .map_err(|e| e.to_string())?;
-            let url = format!("http://{}", running.addr);
-            println!(
-                "lottery is running in {} mode at {url}",
-                mode_name(config.mode())
-            );
-            println!("  API docs:    {url}/docs");
-            println!("  console:     {url}/console");
-            println!("  play page:   {url}/play/ACTIVITY_ID#token=USER_TOKEN");
-            // Tokens must be signed with this instance's secret: the data directory's in
-            // embedded mode, the configuration's in cluster mode.
-            let source = match (&common.config, config.mode()) {
-                (Some(file), lottery_server::config::Mode::Cluster) => {
-                    format!("--config {}", file.display())
-                }
-                _ => format!("--data-dir {}", config.data_dir.display()),
-            };
-            println!("  admin token: lottery token {source} --admin");
-            println!("  user token:  lottery token {source} --user alice");
-            running.wait().await;
-            Ok(())
-        }
+        } => serve(&common, listen, role).await,
         Command::Migrate {
             common,
             create_databases,
-        } => {
-            let config = load(&common)?;
-            telemetry::init(&config.log);
-            if create_databases && let Some(db) = &config.database {
-                let urls: Vec<String> = std::iter::once(db.global_url.clone())
-                    .chain(db.shard_urls.iter().cloned())
-                    .collect();
-                let names = lottery_storage::create_databases(&urls)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                println!("databases present: {}", names.join(", "));
-            }
-            let mut rc = compose::router_config(&config).map_err(|e| e.to_string())?;
-            // Schema changes on large tables may rightly run long.
-            rc.statement_timeout_ms = 0;
-            let storage = lottery_storage::Storage::connect(&rc)
-                .await
-                .map_err(|e| e.to_string())?;
-            storage.migrate().await.map_err(|e| e.to_string())?;
-            storage.close().await;
-            println!("schema is up to date");
-            Ok(())
-        }
+        } => migrate(&common, create_databases).await,
         Command::Route { common, user_id } => {
             let config = load(&common)?;
             let rc = compose::router_config(&config).map_err(|e| e.to_string())?;
@@ -188,36 +137,97 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("{token}");
             Ok(())
         }
-        Command::SeedDemo { common } => {
-            let config = load(&common)?;
-            telemetry::init(&config.log);
-            let built = compose::build(&config, Role::Api)
-                .await
-                .map_err(|e| e.to_string())?;
-            let demo = lottery_server::api::demo_command();
-            let lottery = &built.state.lottery;
-            let deployed = lottery
-                .deploy(demo, "demo")
-                .await
-                .map_err(|e| e.to_string())?;
-            for action in [
-                lottery_activity::Action::Submit,
-                lottery_activity::Action::Approve,
-                lottery_activity::Action::Start,
-            ] {
-                lottery
-                    .act(deployed.activity_id, action)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            println!(
-                "demo activity {} is running (strategy {})",
-                deployed.activity_id, deployed.strategy_id
-            );
-            built.shutdown().await;
-            Ok(())
-        }
+        Command::SeedDemo { common } => seed_demo(&common).await,
     }
+}
+
+async fn serve(
+    common: &Common,
+    listen: Option<std::net::SocketAddr>,
+    role: Role,
+) -> Result<(), String> {
+    let mut config = load(common)?;
+    if let Some(addr) = listen {
+        config.listen = addr;
+    }
+    telemetry::init(&config.log);
+    let running = start(&config, role, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    let url = format!("http://{}", running.addr);
+    println!(
+        "lottery is running in {} mode at {url}",
+        mode_name(config.mode())
+    );
+    println!("  API docs:    {url}/docs");
+    println!("  console:     {url}/console");
+    println!("  play page:   {url}/play/ACTIVITY_ID#token=USER_TOKEN");
+    // Tokens must be signed with this instance's secret: the data directory's in
+    // embedded mode, the configuration's in cluster mode.
+    let source = match (&common.config, config.mode()) {
+        (Some(file), lottery_server::config::Mode::Cluster) => {
+            format!("--config {}", file.display())
+        }
+        _ => format!("--data-dir {}", config.data_dir.display()),
+    };
+    println!("  admin token: lottery token {source} --admin");
+    println!("  user token:  lottery token {source} --user alice");
+    running.wait().await;
+    Ok(())
+}
+
+async fn migrate(common: &Common, create_databases: bool) -> Result<(), String> {
+    let config = load(common)?;
+    telemetry::init(&config.log);
+    if create_databases && let Some(db) = &config.database {
+        let urls: Vec<String> = std::iter::once(db.global_url.clone())
+            .chain(db.shard_urls.iter().cloned())
+            .collect();
+        let names = lottery_storage::create_databases(&urls)
+            .await
+            .map_err(|e| e.to_string())?;
+        println!("databases present: {}", names.join(", "));
+    }
+    let mut rc = compose::router_config(&config).map_err(|e| e.to_string())?;
+    // Schema changes on large tables may rightly run long.
+    rc.statement_timeout_ms = 0;
+    let storage = lottery_storage::Storage::connect(&rc)
+        .await
+        .map_err(|e| e.to_string())?;
+    storage.migrate().await.map_err(|e| e.to_string())?;
+    storage.close().await;
+    println!("schema is up to date");
+    Ok(())
+}
+
+async fn seed_demo(common: &Common) -> Result<(), String> {
+    let config = load(common)?;
+    telemetry::init(&config.log);
+    let built = compose::build(&config, Role::Api)
+        .await
+        .map_err(|e| e.to_string())?;
+    let demo = lottery_server::api::demo_command();
+    let lottery = &built.state.lottery;
+    let deployed = lottery
+        .deploy(demo, "demo")
+        .await
+        .map_err(|e| e.to_string())?;
+    for action in [
+        lottery_activity::Action::Submit,
+        lottery_activity::Action::Approve,
+        lottery_activity::Action::Start,
+    ] {
+        lottery
+            .act(deployed.activity_id, action)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    println!(
+        "demo activity {} is running (strategy {})",
+        deployed.activity_id, deployed.strategy_id
+    );
+    built.shutdown().await;
+    Ok(())
 }
 
 fn mode_name(mode: Mode) -> &'static str {

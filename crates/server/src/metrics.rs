@@ -82,12 +82,19 @@ impl Metrics {
 
     pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP lottery_reconciled_claims_total Stock claims no draw settled, settled by the reconciler, by fate (given_back: no record, the repairs)."
-        );
-        let _ = writeln!(out, "# TYPE lottery_reconciled_claims_total counter");
+        self.render_jobs(&mut out);
+        self.render_draws(&mut out);
+        render_gauges(&mut out, gauges);
+        out
+    }
 
+    fn render_jobs(&self, out: &mut String) {
+        family(
+            out,
+            "lottery_reconciled_claims_total",
+            "counter",
+            "Stock claims no draw settled, settled by the reconciler, by fate (given_back: no record, the repairs).",
+        );
         for (fate, n) in FATES.iter().zip(&self.reconciled) {
             let _ = writeln!(
                 out,
@@ -95,21 +102,26 @@ impl Metrics {
                 n.load(Ordering::Relaxed)
             );
         }
-        let _ = writeln!(
+        family(
             out,
-            "# HELP lottery_stock_drift_repairs_total Times the stock store held more than the records allow and was reloaded (an alarm)."
+            "lottery_stock_drift_repairs_total",
+            "counter",
+            "Times the stock store held more than the records allow and was reloaded (an alarm).",
         );
-        let _ = writeln!(out, "# TYPE lottery_stock_drift_repairs_total counter");
         let _ = writeln!(
             out,
             "lottery_stock_drift_repairs_total {}",
             self.drift_repairs.load(Ordering::Relaxed)
         );
-        let _ = writeln!(
+    }
+
+    fn render_draws(&self, out: &mut String) {
+        family(
             out,
-            "# HELP lottery_draws_total Draws by outcome (win, lose, or the error code)."
+            "lottery_draws_total",
+            "counter",
+            "Draws by outcome (win, lose, or the error code).",
         );
-        let _ = writeln!(out, "# TYPE lottery_draws_total counter");
         for (outcome, n) in self
             .draws
             .lock()
@@ -118,11 +130,12 @@ impl Metrics {
         {
             let _ = writeln!(out, "lottery_draws_total{{result=\"{outcome}\"}} {n}");
         }
-        let _ = writeln!(
+        family(
             out,
-            "# HELP lottery_draw_duration_seconds Time to answer a draw."
+            "lottery_draw_duration_seconds",
+            "histogram",
+            "Time to answer a draw.",
         );
-        let _ = writeln!(out, "# TYPE lottery_draw_duration_seconds histogram");
         for (bucket, bound) in self.latency_buckets.iter().zip(BUCKETS) {
             let _ = writeln!(
                 out,
@@ -138,37 +151,48 @@ impl Metrics {
         let sum = self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "lottery_draw_duration_seconds_sum {sum}");
         let _ = writeln!(out, "lottery_draw_duration_seconds_count {count}");
-        let _ = writeln!(
-            out,
-            "# HELP lottery_stock_left Activity stock left, per running activity."
-        );
-        let _ = writeln!(out, "# TYPE lottery_stock_left gauge");
-        for (activity, left) in &gauges.stock_left {
-            let _ = writeln!(out, "lottery_stock_left{{activity=\"{activity}\"}} {left}");
-        }
-        let _ = writeln!(
-            out,
-            "# HELP lottery_outbox_backlog Outbox messages not yet confirmed by the broker."
-        );
-        let _ = writeln!(out, "# TYPE lottery_outbox_backlog gauge");
-        let _ = writeln!(
-            out,
-            "lottery_outbox_backlog{{state=\"pending\"}} {}",
-            gauges.outbox_pending
-        );
-        let _ = writeln!(
-            out,
-            "lottery_outbox_backlog{{state=\"parked\"}} {}",
-            gauges.outbox_parked
-        );
-        let _ = writeln!(
-            out,
-            "# HELP lottery_consumer_lag Messages waiting for the award consumer."
-        );
-        let _ = writeln!(out, "# TYPE lottery_consumer_lag gauge");
-        let _ = writeln!(out, "lottery_consumer_lag {}", gauges.consumer_lag);
-        out
     }
+}
+
+/// The `# HELP` and `# TYPE` lines of a metric family.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn render_gauges(out: &mut String, gauges: &Gauges) {
+    family(
+        out,
+        "lottery_stock_left",
+        "gauge",
+        "Activity stock left, per running activity.",
+    );
+    for (activity, left) in &gauges.stock_left {
+        let _ = writeln!(out, "lottery_stock_left{{activity=\"{activity}\"}} {left}");
+    }
+    family(
+        out,
+        "lottery_outbox_backlog",
+        "gauge",
+        "Outbox messages not yet confirmed by the broker.",
+    );
+    let _ = writeln!(
+        out,
+        "lottery_outbox_backlog{{state=\"pending\"}} {}",
+        gauges.outbox_pending
+    );
+    let _ = writeln!(
+        out,
+        "lottery_outbox_backlog{{state=\"parked\"}} {}",
+        gauges.outbox_parked
+    );
+    family(
+        out,
+        "lottery_consumer_lag",
+        "gauge",
+        "Messages waiting for the award consumer.",
+    );
+    let _ = writeln!(out, "lottery_consumer_lag {}", gauges.consumer_lag);
 }
 
 #[cfg(test)]

@@ -115,18 +115,16 @@ impl AppState {
     }
 
     pub async fn gauges(&self) -> Gauges {
-        let mut gauges = Gauges::default();
-        if let Ok(running) = self.lottery.running_activities().await {
-            for a in running
+        let figures = self.lottery.gauges().await;
+        let mut gauges = Gauges {
+            stock_left: figures
+                .stock_left
                 .iter()
-                .filter(|a| a.state() == lottery_activity::ActivityState::Doing)
-            {
-                if let Ok(Some(left)) = self.lottery.services().stock.stock_left(a.id()).await {
-                    gauges.stock_left.push((a.id().to_string(), left));
-                }
-            }
-        }
-        if let Ok(backlog) = self.lottery.services().outbox.backlog().await {
+                .map(|(id, left)| (id.to_string(), *left))
+                .collect(),
+            ..Gauges::default()
+        };
+        if let Some(backlog) = figures.outbox {
             gauges.outbox_pending = backlog.pending;
             gauges.outbox_parked = backlog.parked;
         }

@@ -88,36 +88,10 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .merge(crate::web::routes())
-        .fallback(|| async {
-            error_response(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
-        })
-        .method_not_allowed_fallback(|| async {
-            error_response(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "method not allowed on this endpoint",
-            )
-        })
-        .with_state(state);
+        .merge(crate::web::routes());
+    let api = json_fallbacks(api).with_state(state);
 
-    let cors = if http.cors_origins.is_empty() {
-        CorsLayer::new()
-    } else {
-        let origins: Vec<HeaderValue> = http
-            .cors_origins
-            .iter()
-            .filter_map(|o| o.parse().ok())
-            .collect();
-        CorsLayer::new()
-            .allow_origin(AllowOrigin::list(origins))
-            .allow_methods([Method::GET, Method::POST, Method::PUT])
-            .allow_headers([
-                header::AUTHORIZATION,
-                header::CONTENT_TYPE,
-                header::HeaderName::from_static("idempotency-key"),
-            ])
-    };
+    let cors = cors(http);
 
     Router::new()
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
@@ -133,6 +107,41 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .layer(axum::middleware::from_fn(
             crate::request_id::with_request_id,
         ))
+}
+
+/// Unknown paths and methods answer in the API's JSON error shape.
+fn json_fallbacks(routes: Router<AppState>) -> Router<AppState> {
+    routes
+        .fallback(|| async {
+            error_response(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
+        .method_not_allowed_fallback(|| async {
+            error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this endpoint",
+            )
+        })
+}
+
+/// Cross-origin access for the configured origins only (none: same origin only).
+fn cors(http: &HttpConfig) -> CorsLayer {
+    if http.cors_origins.is_empty() {
+        return CorsLayer::new();
+    }
+    let origins: Vec<HeaderValue> = http
+        .cors_origins
+        .iter()
+        .filter_map(|o| o.parse().ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::PUT])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("idempotency-key"),
+        ])
 }
 
 /// What a worker serves: health, readiness and metrics only (it runs no API).

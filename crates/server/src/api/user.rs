@@ -61,8 +61,7 @@ pub async fn activity(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<axum::Json<PublicActivity>> {
     let id = parse_activity_id(&id)?;
-    let config = state.lottery.cache().get(id).await?;
-    let stock = state.lottery.stock(id).await?;
+    let lottery_app::ActivityView { config, stock } = state.lottery.activity_view(id).await?;
     let a = &config.activity;
     let awards = config
         .strategy()

@@ -1,0 +1,131 @@
+//! Handlers and jobs call use cases, never ports: the server reaches the ports only in its
+//! composition root, and the application hands no port (nor the bag of them, nor the cache)
+//! out through its public API.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The port traits: every `pub trait` of the domain crates' `port.rs` files and the other
+/// traits the adapters implement.
+fn ports() -> Vec<String> {
+    let mut names = vec![
+        "EventPublisher".to_owned(),
+        "MessageHandler".to_owned(),
+        "WorkerLeases".to_owned(),
+        "IdSource".to_owned(),
+    ];
+    for krate in ["activity", "award", "rule", "strategy"] {
+        let path = workspace().join(format!("crates/{krate}/src/port.rs"));
+        let text = fs::read_to_string(&path).expect("port file");
+        for line in text.lines() {
+            if let Some(rest) = line.trim_start().strip_prefix("pub trait ") {
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if name != "AwardDistributor" {
+                    names.push(name);
+                }
+            }
+        }
+    }
+    assert!(names.len() > 10, "ports found: {names:?}");
+    names
+}
+
+/// Where `text` names a port or the application's port bag outside comments.
+fn port_mentions(text: &str, ports: &[String]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or_default();
+        for word in code.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
+            if ports.iter().any(|p| p == word) || word == "Services" || word == "services" {
+                found.push(format!("line {}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_server_reaches_ports_only_in_its_composition_root() {
+    let ports = ports();
+    let mut files = Vec::new();
+    rust_files(&workspace().join("crates/server/src"), &mut files);
+    let mut offences = Vec::new();
+    for file in files {
+        // The composition root wires adapters to ports; the process entry point only runs it.
+        if file.ends_with("compose.rs") {
+            continue;
+        }
+        let text = fs::read_to_string(&file).expect("source");
+        for hit in port_mentions(&text, &ports) {
+            offences.push(format!("{}: {hit}", file.display()));
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "server code outside the composition root reaches ports; call a use case instead:\n{}",
+        offences.join("\n")
+    );
+}
+
+#[test]
+fn the_application_hands_out_no_port() {
+    let ports = ports();
+    let mut files = Vec::new();
+    rust_files(&workspace().join("crates/app/src"), &mut files);
+    let mut offences = Vec::new();
+    for file in files {
+        let text = fs::read_to_string(&file).expect("source");
+        // Public functions' signatures up to their body: none may return a port, the bag of
+        // ports or the cache itself.
+        for (n, line) in text.lines().enumerate() {
+            let trimmed = line.trim_start();
+            if !(trimmed.starts_with("pub fn ") || trimmed.starts_with("pub async fn ")) {
+                continue;
+            }
+            let Some((_, returns)) = trimmed.split_once("->") else {
+                continue;
+            };
+            let returns = returns.split('{').next().unwrap_or_default();
+            let hands_out =
+                !port_mentions(returns, &ports).is_empty() || returns.contains("ConfigCache");
+            if hands_out {
+                offences.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "public accessors hand ports out of the application:\n{}",
+        offences.join("\n")
+    );
+}
+
+#[test]
+fn the_checks_recognise_a_port() {
+    let ports = ports();
+    assert!(!port_mentions("let s = lottery.services().stock;", &ports).is_empty());
+    assert!(!port_mentions("fn f(x: Arc<dyn StockLedger>) {}", &ports).is_empty());
+    assert!(port_mentions("// StockLedger in a comment", &ports).is_empty());
+    assert!(port_mentions("state.lottery.draw(request)", &ports).is_empty());
+}
