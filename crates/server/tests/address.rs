@@ -2,6 +2,7 @@
 //! A win without a shipping address is stored `awaiting_address` and nothing delivers (or
 //! fails) it; the winner gives the address later, once, and only then is it shipped.
 
+#[macro_use]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -9,28 +10,6 @@ use std::time::{Duration, Instant};
 use common::{App, Mode, open_window};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-macro_rules! both_modes {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Mode::Embedded).await;
-                }
-            )*
-        }
-        mod cluster {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[ignore = "needs MariaDB, Redis and RabbitMQ on 127.0.0.1"]
-                async fn $name() {
-                    super::$name(super::Mode::Cluster).await;
-                }
-            )*
-        }
-    };
-}
 
 both_modes!(physical_prizes_wait_for_their_address);
 

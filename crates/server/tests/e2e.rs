@@ -1,33 +1,12 @@
 //! End-to-end: the real `lottery` binary on a random port, embedded and cluster mode, every
 //! endpoint, every error code, and the auth rules.
 
+#[macro_use]
 mod common;
 
 use common::{App, Mode, activity_body, open_window};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-macro_rules! both_modes {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Mode::Embedded).await;
-                }
-            )*
-        }
-        mod cluster {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[ignore = "needs MariaDB, Redis and RabbitMQ on 127.0.0.1"]
-                async fn $name() {
-                    super::$name(super::Mode::Cluster).await;
-                }
-            )*
-        }
-    };
-}
 
 both_modes!(every_endpoint_in_a_campaign, auth_rules, error_codes);
 

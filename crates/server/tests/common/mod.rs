@@ -55,6 +55,30 @@ impl Drop for App {
     }
 }
 
+/// Runs each named `async fn(Mode)` as two tests: embedded, and cluster (needs the services).
+#[allow(unused_macros)]
+macro_rules! both_modes {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Mode::Embedded).await;
+                }
+            )*
+        }
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = "needs MariaDB, Redis and RabbitMQ on 127.0.0.1"]
+                async fn $name() {
+                    super::$name(super::Mode::Cluster).await;
+                }
+            )*
+        }
+    };
+}
+
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_lottery")
 }
