@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::auth::Keys;
-use crate::config::{Config, Mode};
+use crate::config::{Config, Mode, Secret};
 use crate::state::{AppState, Dependency, Probe};
 
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +136,7 @@ pub fn router_config(config: &Config) -> Result<RouterConfig, StartError> {
 
 pub fn keys(config: &Config) -> Result<Keys, StartError> {
     Ok(Keys::load(
-        config.auth.jwt_secret.as_deref(),
+        config.auth.jwt_secret.as_ref().map(Secret::expose),
         &config.data_dir,
         config.auth.token_ttl_secs,
     )?)

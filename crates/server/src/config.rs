@@ -133,8 +133,37 @@ pub struct AmqpConfig {
 pub struct AuthConfig {
     /// HS256 secret. Embedded mode generates one under `data_dir` when absent; cluster mode
     /// requires it (every instance must share it).
-    pub jwt_secret: Option<String>,
+    pub jwt_secret: Option<Secret>,
     pub token_ttl_secs: u64,
+}
+
+/// A secret from the configuration. It never prints: `Debug` and serialisation show
+/// `[redacted]`, so a logged or dumped configuration does not leak it; [`Secret::expose`]
+/// is the one way to the value.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -344,7 +373,12 @@ impl Config {
                     "cluster mode (database set) also needs [redis] and [amqp]".into(),
                 ));
             }
-            if self.auth.jwt_secret.as_deref().is_none_or(|s| s.len() < 32) {
+            if self
+                .auth
+                .jwt_secret
+                .as_ref()
+                .is_none_or(|s| s.expose().len() < 32)
+            {
                 return Err(ConfigError::Invalid(
                     "cluster mode needs auth.jwt_secret of at least 32 characters, shared by every instance".into(),
                 ));
@@ -458,7 +492,9 @@ mod tests {
             confirm_timeout_ms: None,
         });
         assert!(c.validate().is_err(), "no secret");
-        c.auth.jwt_secret = Some("x".repeat(32));
+        c.auth.jwt_secret = Some(Secret::new("x".repeat(32)));
         c.validate().expect("complete cluster config");
+        let shown = format!("{c:?} {}", serde_json::to_string(&c).expect("json"));
+        assert!(!shown.contains(&"x".repeat(32)), "the secret never prints");
     }
 }
