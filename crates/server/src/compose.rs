@@ -14,30 +14,39 @@ use lottery_award::AwardRegistry;
 use lottery_domain::{ActivityId, SystemClock};
 use lottery_ids::IdSource;
 use lottery_mq::{AmqpConsumer, AmqpPublisher, MqAdmin, MqConfig};
-use lottery_stock::{MemoryLedger, RedisLedger, RedisLedgerOptions};
+use lottery_stock::{MemoryLedger, RedisLedger};
 use lottery_storage::{BatchOptions, Storage};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::auth::Keys;
-use crate::config::{Config, Mode, Secret};
+use crate::config::{Config, Mode, Secret, Topology};
 use crate::state::{AppState, Dependency, Probe};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
     Storage(#[from] lottery_storage::StorageError),
+    #[error("stock store")]
+    Stock(#[from] lottery_activity::StockError),
+    /// The stock store runs with settings the platform cannot rely on.
     #[error("stock store: {0}")]
-    Stock(String),
-    #[error("broker: {0}")]
-    Broker(String),
+    StockSettings(String),
+    #[error("broker")]
+    Broker(#[from] lottery_mq::MqError),
     #[error(transparent)]
     Keys(#[from] crate::auth::KeyError),
-    #[error("ids: {0}")]
-    Ids(String),
-    #[error("{0}")]
-    Io(String),
+    #[error("worker id lease")]
+    Ids(#[source] lottery_app::AppError),
+    #[error("{what}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What runs in this process.
@@ -100,8 +109,10 @@ pub const POOLS_CLOSE: Duration = Duration::from_secs(3);
 /// The router configuration of the embedded SQLite files under `data_dir`.
 pub fn embedded_router(config: &Config) -> Result<RouterConfig, StartError> {
     let dir = &config.data_dir;
-    std::fs::create_dir_all(dir)
-        .map_err(|e| StartError::Io(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(|source| StartError::Io {
+        what: format!("cannot create {}", dir.display()),
+        source,
+    })?;
     let url = |name: &str| format!("sqlite://{}?mode=rwc", dir.join(name).display());
     let shards = (1..=config.embedded.shards.max(1))
         .map(|i| url(&format!("shard_{i:02}.db")))
@@ -113,23 +124,7 @@ pub fn embedded_router(config: &Config) -> Result<RouterConfig, StartError> {
 
 pub fn router_config(config: &Config) -> Result<RouterConfig, StartError> {
     match &config.database {
-        Some(db) => {
-            let mut rc = RouterConfig::new(db.global_url.clone(), db.shard_urls.clone(), db.tables);
-            rc.max_connections = db.per_pool();
-            if let Some(ms) = db.acquire_timeout_ms {
-                rc.acquire_timeout_ms = ms;
-            }
-            if let Some(ms) = db.statement_timeout_ms {
-                rc.statement_timeout_ms = ms;
-            }
-            if let Some(ms) = db.read_timeout_ms {
-                rc.read_timeout_ms = ms;
-            }
-            if let Some(secs) = db.idle_transaction_timeout_secs {
-                rc.idle_transaction_timeout_secs = secs;
-            }
-            Ok(rc)
-        }
+        Some(db) => Ok(db.router_config()),
         None => embedded_router(config),
     }
 }
@@ -149,76 +144,35 @@ struct Backends {
 }
 
 async fn backends(config: &Config) -> Result<Backends, StartError> {
-    match config.mode() {
-        Mode::Embedded => Ok(Backends {
-            stock: Arc::new(MemoryLedger::new()),
-            amqp: None,
-        }),
-        Mode::Cluster => {
-            let redis = config
-                .redis
-                .as_ref()
-                .ok_or_else(|| StartError::Stock("no [redis] configured".into()))?;
-            let mut options = RedisLedgerOptions {
-                prefix: config.redis_prefix(),
-                pool_size: redis.pool_size,
-                ..RedisLedgerOptions::default()
-            };
-            if let Some(ms) = redis.timeout_ms {
-                options.timeout = Duration::from_millis(ms);
-            }
-            let stock = RedisLedger::connect(&redis.url, options)
-                .await
-                .map_err(|e| StartError::Stock(e.to_string()))?;
-            check_redis(&stock).await?;
-            let amqp = config
-                .amqp
-                .as_ref()
-                .ok_or_else(|| StartError::Broker("no [amqp] configured".into()))?;
-            let mut mq = MqConfig::new(amqp.url.clone());
-            mq.prefetch = amqp.prefetch;
-            // Named after the deployment unless set: two deployments on one vhost must never
-            // consume each other's messages.
-            let name = config.deployment_name();
-            mq.exchange = amqp
-                .exchange
-                .clone()
-                .unwrap_or_else(|| format!("{name}.events"));
-            mq.queue_prefix = amqp.queue_prefix.clone().unwrap_or(name);
-            if let Some(ms) = amqp.connect_timeout_ms {
-                mq.connect_timeout_ms = ms;
-            }
-            if let Some(ms) = amqp.confirm_timeout_ms {
-                mq.confirm_timeout_ms = ms;
-            }
-            // Declare the queues before anything is published, so no message is unroutable.
-            let admin = MqAdmin::connect(&mq)
-                .await
-                .map_err(|e| StartError::Broker(e.to_string()))?;
-            admin
-                .declare_topology()
-                .await
-                .map_err(|e| StartError::Broker(e.to_string()))?;
-            admin.close().await;
-            let publisher = Arc::new(
-                AmqpPublisher::new(mq.clone()).map_err(|e| StartError::Broker(e.to_string()))?,
-            );
-            Ok(Backends {
-                stock: Arc::new(stock),
-                amqp: Some((publisher, mq)),
-            })
+    let (redis, amqp) = match config.topology()? {
+        Topology::Embedded(_) => {
+            return Ok(Backends {
+                stock: Arc::new(MemoryLedger::new()),
+                amqp: None,
+            });
         }
-    }
+        Topology::Cluster { redis, amqp, .. } => (redis, amqp),
+    };
+    let stock =
+        RedisLedger::connect(&redis.url, redis.ledger_options(config.redis_prefix())).await?;
+    check_redis(&stock).await?;
+    let mq = amqp.mq_config(&config.deployment_name());
+    // Declare the queues before anything is published, so no message is unroutable.
+    let admin = MqAdmin::connect(&mq).await?;
+    admin.declare_topology().await?;
+    admin.close().await;
+    let publisher = Arc::new(AmqpPublisher::new(mq.clone())?);
+    Ok(Backends {
+        stock: Arc::new(stock),
+        amqp: Some((publisher, mq)),
+    })
 }
 
 /// Refuses a Redis that may evict keys; warns about one that keeps nothing on disk.
 async fn check_redis(stock: &RedisLedger) -> Result<(), StartError> {
-    let settings = stock
-        .check_settings()
-        .await
-        .map_err(|e| StartError::Stock(e.to_string()))?;
+    let settings = stock.check_settings().await?;
     if settings.evicts() {
-        return Err(StartError::Stock(format!(
+        return Err(StartError::StockSettings(format!(
             "Redis maxmemory-policy is {:?}: it may evict pending stock claims, which would \
              leak stock; set maxmemory-policy noeviction (see docs/operations.md)",
             settings.eviction_policy.unwrap_or_default()
@@ -281,7 +235,7 @@ pub async fn identity(
         Duration::from_millis(config.worker_lease_ttl_ms),
     )
     .await
-    .map_err(|e| StartError::Ids(e.to_string()))
+    .map_err(StartError::Ids)
 }
 
 struct ServiceProbe {
@@ -469,11 +423,10 @@ fn change_feed(
     )>,
     StartError,
 > {
-    let (Mode::Cluster, Some(redis)) = (config.mode(), &config.redis) else {
+    let Topology::Cluster { redis, .. } = config.topology()? else {
         return Ok(None);
     };
-    let feed = lottery_stock::RedisChangeFeed::new(&redis.url, &config.redis_prefix())
-        .map_err(|e| StartError::Stock(e.to_string()))?;
+    let feed = lottery_stock::RedisChangeFeed::new(&redis.url, &config.redis_prefix())?;
     let (one, all) = (lottery.cache_invalidation(), lottery.cache_invalidation());
     let listener = feed.listen(move |id| one.invalidate(id), move || all.clear());
     Ok(Some((Arc::new(feed), listener)))
@@ -509,8 +462,7 @@ impl Jobs<'_> {
         );
         let mut workers = vec![tokio::spawn(scheduler.run(stopped.clone()))];
         if let Some((_, mq)) = &backends.amqp {
-            let consumer =
-                AmqpConsumer::new(mq.clone()).map_err(|e| StartError::Broker(e.to_string()))?;
+            let consumer = AmqpConsumer::new(mq.clone())?;
             let handler = self.delivery.clone();
             let mut stop_rx = stopped.clone();
             workers.push(tokio::spawn(async move {

@@ -301,6 +301,83 @@ pub enum Mode {
     Cluster,
 }
 
+/// The adapters' settings for the mode, complete: cluster mode cannot be had without its
+/// database, Redis and broker settings ([`Config::topology`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Topology<'a> {
+    Embedded(&'a EmbeddedConfig),
+    Cluster {
+        database: &'a DatabaseConfig,
+        redis: &'a RedisConfig,
+        amqp: &'a AmqpConfig,
+    },
+}
+
+impl DatabaseConfig {
+    /// The router's settings: this instance's connection budget split over its pools, and
+    /// the bounds that are set (the router's defaults otherwise).
+    pub fn router_config(&self) -> db_router::RouterConfig {
+        let mut rc = db_router::RouterConfig::new(
+            self.global_url.clone(),
+            self.shard_urls.clone(),
+            self.tables,
+        );
+        rc.max_connections = self.per_pool();
+        if let Some(ms) = self.acquire_timeout_ms {
+            rc.acquire_timeout_ms = ms;
+        }
+        if let Some(ms) = self.statement_timeout_ms {
+            rc.statement_timeout_ms = ms;
+        }
+        if let Some(ms) = self.read_timeout_ms {
+            rc.read_timeout_ms = ms;
+        }
+        if let Some(secs) = self.idle_transaction_timeout_secs {
+            rc.idle_transaction_timeout_secs = secs;
+        }
+        rc
+    }
+}
+
+impl RedisConfig {
+    /// The stock store's settings, keys under `prefix`.
+    pub fn ledger_options(&self, prefix: String) -> lottery_stock::RedisLedgerOptions {
+        let mut options = lottery_stock::RedisLedgerOptions {
+            prefix,
+            pool_size: self.pool_size,
+            ..lottery_stock::RedisLedgerOptions::default()
+        };
+        if let Some(ms) = self.timeout_ms {
+            options.timeout = std::time::Duration::from_millis(ms);
+        }
+        options
+    }
+}
+
+impl AmqpConfig {
+    /// The broker adapter's settings, its names derived from the deployment's unless set:
+    /// two deployments on one vhost must never consume each other's messages.
+    pub fn mq_config(&self, deployment: &str) -> lottery_mq::MqConfig {
+        let mut mq = lottery_mq::MqConfig::new(self.url.clone());
+        mq.prefetch = self.prefetch;
+        mq.exchange = self
+            .exchange
+            .clone()
+            .unwrap_or_else(|| format!("{deployment}.events"));
+        mq.queue_prefix = self
+            .queue_prefix
+            .clone()
+            .unwrap_or_else(|| deployment.to_owned());
+        if let Some(ms) = self.connect_timeout_ms {
+            mq.connect_timeout_ms = ms;
+        }
+        if let Some(ms) = self.confirm_timeout_ms {
+            mq.confirm_timeout_ms = ms;
+        }
+        mq
+    }
+}
+
 impl Config {
     /// The deployment's name: `deployment`, else (cluster mode) the global database's name,
     /// else `lottery`; reduced to letters, digits, `_` and `-`.
@@ -366,23 +443,31 @@ impl Config {
         }
     }
 
+    /// The mode with every setting it needs; an incomplete cluster configuration is an error.
+    pub fn topology(&self) -> Result<Topology<'_>, ConfigError> {
+        match (&self.database, &self.redis, &self.amqp) {
+            (None, _, _) => Ok(Topology::Embedded(&self.embedded)),
+            (Some(database), Some(redis), Some(amqp)) => Ok(Topology::Cluster {
+                database,
+                redis,
+                amqp,
+            }),
+            (Some(_), _, _) => Err(ConfigError::Invalid(
+                "cluster mode (database set) also needs [redis] and [amqp]".into(),
+            )),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.mode() == Mode::Cluster {
-            if self.redis.is_none() || self.amqp.is_none() {
-                return Err(ConfigError::Invalid(
-                    "cluster mode (database set) also needs [redis] and [amqp]".into(),
-                ));
-            }
-            if self
-                .auth
-                .jwt_secret
-                .as_ref()
-                .is_none_or(|s| s.expose().len() < 32)
-            {
-                return Err(ConfigError::Invalid(
-                    "cluster mode needs auth.jwt_secret of at least 32 characters, shared by every instance".into(),
-                ));
-            }
+        let short_secret = self
+            .auth
+            .jwt_secret
+            .as_ref()
+            .is_none_or(|s| s.expose().len() < 32);
+        if matches!(self.topology()?, Topology::Cluster { .. }) && short_secret {
+            return Err(ConfigError::Invalid(
+                "cluster mode needs auth.jwt_secret of at least 32 characters, shared by every instance".into(),
+            ));
         }
         if self.worker_id.is_some() {
             return Err(ConfigError::Invalid(

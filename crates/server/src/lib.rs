@@ -55,10 +55,14 @@ pub async fn start(
     let built = compose::build(config, role).await?;
     let listener = TcpListener::bind(config.listen)
         .await
-        .map_err(|e| StartError::Io(format!("cannot listen on {}: {e}", config.listen)))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| StartError::Io(e.to_string()))?;
+        .map_err(|source| StartError::Io {
+            what: format!("cannot listen on {}", config.listen),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Io {
+        what: "cannot read the listening address".into(),
+        source,
+    })?;
     let app = match role {
         Role::Worker => api::ops_router(built.state.clone()),
         Role::Api | Role::All => api::router(built.state.clone(), &config.http),

@@ -80,7 +80,7 @@ enum Command {
 }
 
 fn load(common: &Common) -> Result<Config, String> {
-    let mut config = Config::load(common.config.as_deref()).map_err(|e| e.to_string())?;
+    let mut config = Config::load(common.config.as_deref()).map_err(|e| report(&e))?;
     if let Some(dir) = &common.data_dir {
         config.data_dir = dir.clone();
     }
@@ -112,8 +112,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         } => migrate(&common, create_databases).await,
         Command::Route { common, user_id } => {
             let config = load(&common)?;
-            let rc = compose::router_config(&config).map_err(|e| e.to_string())?;
-            let spread = rc.spread().map_err(|e| e.to_string())?;
+            let rc = compose::router_config(&config).map_err(|e| report(&e))?;
+            let spread = rc.spread().map_err(|e| report(&e))?;
             let route = spread.route(&user_id);
             println!("db {} table {}", route.db_label(), route.table_suffix());
             Ok(())
@@ -125,7 +125,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             name,
         } => {
             let config = load(&common)?;
-            let keys = compose::keys(&config).map_err(|e| e.to_string())?;
+            let keys = compose::keys(&config).map_err(|e| report(&e))?;
             let token = if admin {
                 keys.mint(&name, TokenRole::Admin)
             } else {
@@ -133,7 +133,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 lottery_domain::UserId::new(user.clone()).map_err(|e| format!("--user: {e}"))?;
                 keys.mint(&user, TokenRole::User)
             }
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| report(&e))?;
             println!("{token}");
             Ok(())
         }
@@ -153,7 +153,7 @@ async fn serve(
     telemetry::init(&config.log);
     let running = start(&config, role, shutdown_signal())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| report(&e))?;
     let url = format!("http://{}", running.addr);
     println!(
         "lottery is running in {} mode at {url}",
@@ -185,16 +185,16 @@ async fn migrate(common: &Common, create_databases: bool) -> Result<(), String> 
             .collect();
         let names = lottery_storage::create_databases(&urls)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| report(&e))?;
         println!("databases present: {}", names.join(", "));
     }
-    let mut rc = compose::router_config(&config).map_err(|e| e.to_string())?;
+    let mut rc = compose::router_config(&config).map_err(|e| report(&e))?;
     // Schema changes on large tables may rightly run long.
     rc.statement_timeout_ms = 0;
     let storage = lottery_storage::Storage::connect(&rc)
         .await
-        .map_err(|e| e.to_string())?;
-    storage.migrate().await.map_err(|e| e.to_string())?;
+        .map_err(|e| report(&e))?;
+    storage.migrate().await.map_err(|e| report(&e))?;
     storage.close().await;
     println!("schema is up to date");
     Ok(())
@@ -205,13 +205,13 @@ async fn seed_demo(common: &Common) -> Result<(), String> {
     telemetry::init(&config.log);
     let built = compose::build(&config, Role::Api)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| report(&e))?;
     let demo = lottery_server::api::demo_command();
     let lottery = &built.state.lottery;
     let deployed = lottery
         .deploy(demo, "demo")
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| report(&e))?;
     for action in [
         lottery_activity::Action::Submit,
         lottery_activity::Action::Approve,
@@ -220,7 +220,7 @@ async fn seed_demo(common: &Common) -> Result<(), String> {
         lottery
             .act(deployed.activity_id, action)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| report(&e))?;
     }
     println!(
         "demo activity {} is running (strategy {})",
@@ -228,6 +228,22 @@ async fn seed_demo(common: &Common) -> Result<(), String> {
     );
     built.shutdown().await;
     Ok(())
+}
+
+/// An error with its causes, outermost first: `cannot start: stock store: connection refused`.
+fn report(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let more = e.to_string();
+        // Transparent wrappers repeat their source's words.
+        if !text.ends_with(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = e.source();
+    }
+    text
 }
 
 fn mode_name(mode: Mode) -> &'static str {
