@@ -18,8 +18,8 @@ pub use port::{
     ActivityFilter, ActivityRepository, ChangeFeed, ClaimFate, ClaimOutcome, ClaimRef, Deploy,
     DrawRecord, DrawRepository, GiveAddress, GrantRepository, JobLeases, Missing, OrderFilter,
     OrderRepository, OutboxBacklog, OutboxRepository, Page, PastDraw, PendingClaim, PendingMessage,
-    RecordOutcome, Revise, StockClaim, StockCounts, StockError, StockLedger, StockSnapshot,
-    TakeOutcome, TakeRepository, TakenId,
+    RecordOutcome, Repositories, Revise, StockClaim, StockCounts, StockError, StockLedger,
+    StockSnapshot, TakeOutcome, TakeRepository, TakenId,
 };
 pub use records::{TakeState, UserTake, WinOrder};
 pub use state::{Action, ActivityState, TransitionError, UnknownName};

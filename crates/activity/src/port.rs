@@ -556,3 +556,25 @@ pub trait JobLeases: Send + Sync {
 pub trait ChangeFeed: Send + Sync {
     async fn announce(&self, activity: ActivityId) -> Result<(), StockError>;
 }
+
+/// Every repository the application needs, as one storage adapter provides them: built in one
+/// place (`lottery_storage::Storage::repositories`) for the composition root and the tests.
+#[derive(Clone)]
+pub struct Repositories {
+    pub activities: std::sync::Arc<dyn ActivityRepository>,
+    pub strategies: std::sync::Arc<dyn lottery_strategy::StrategyRepository>,
+    pub awards: std::sync::Arc<dyn lottery_award::AwardRepository>,
+    pub takes: std::sync::Arc<dyn TakeRepository>,
+    pub orders: std::sync::Arc<dyn OrderRepository>,
+    pub draws: std::sync::Arc<dyn DrawRepository>,
+    pub rule_trees: std::sync::Arc<dyn lottery_rule::RuleTreeRepository>,
+    pub outbox: std::sync::Arc<dyn OutboxRepository>,
+    pub grants: std::sync::Arc<dyn GrantRepository>,
+    pub leases: std::sync::Arc<dyn JobLeases>,
+}
+
+impl std::fmt::Debug for Repositories {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repositories").finish_non_exhaustive()
+    }
+}

@@ -64,6 +64,46 @@ pub struct Services {
     pub registry: AwardRegistry,
 }
 
+impl Services {
+    /// The ports of `repositories` with the stock store, clock, id source and award kinds.
+    pub fn new(
+        repositories: lottery_activity::Repositories,
+        stock: Arc<dyn StockLedger>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdSource>,
+        registry: AwardRegistry,
+    ) -> Self {
+        let lottery_activity::Repositories {
+            activities,
+            strategies,
+            awards,
+            takes,
+            orders,
+            draws,
+            rule_trees,
+            outbox,
+            grants,
+            leases,
+        } = repositories;
+        Self {
+            activities,
+            strategies,
+            awards,
+            takes,
+            orders,
+            draws,
+            rule_trees,
+            outbox,
+            grants,
+            leases,
+            stock,
+            clock,
+            ids,
+            registry,
+        }
+    }
+}
+
 impl std::fmt::Debug for Services {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Services")

@@ -15,7 +15,7 @@ use lottery_domain::{ActivityId, SystemClock};
 use lottery_ids::IdSource;
 use lottery_mq::{AmqpConsumer, AmqpPublisher, MqAdmin, MqConfig};
 use lottery_stock::{MemoryLedger, RedisLedger};
-use lottery_storage::{BatchOptions, Storage};
+use lottery_storage::Storage;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -198,23 +198,13 @@ pub fn services(
     stock: Arc<dyn StockLedger>,
     ids: Arc<dyn IdSource>,
 ) -> Services {
-    let store = Arc::new(storage.config());
-    Services {
-        activities: store.clone(),
-        strategies: store.clone(),
-        awards: store,
-        takes: Arc::new(storage.takes()),
-        orders: Arc::new(storage.orders()),
-        draws: Arc::new(storage.batched_draws(BatchOptions::default())),
-        rule_trees: Arc::new(storage.rule_trees()),
-        outbox: Arc::new(storage.outbox()),
-        grants: Arc::new(storage.orders()),
-        leases: Arc::new(storage.leases()),
+    Services::new(
+        storage.repositories(),
         stock,
-        clock: Arc::new(SystemClock),
+        Arc::new(SystemClock),
         ids,
-        registry: AwardRegistry::with_builtins(),
-    }
+        AwardRegistry::with_builtins(),
+    )
 }
 
 /// Leases this process's snowflake worker id (see [`WorkerIdentity`]).

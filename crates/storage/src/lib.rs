@@ -55,6 +55,25 @@ impl Storage {
         &self.router
     }
 
+    /// Every repository the application needs, draws written in batches (group commit): the
+    /// one place they are built, for the composition root and the tests alike.
+    pub fn repositories(&self) -> lottery_activity::Repositories {
+        let config = std::sync::Arc::new(self.config());
+        let orders = std::sync::Arc::new(self.orders());
+        lottery_activity::Repositories {
+            activities: config.clone(),
+            strategies: config.clone(),
+            awards: config,
+            takes: std::sync::Arc::new(self.takes()),
+            orders: orders.clone(),
+            draws: std::sync::Arc::new(self.batched_draws(BatchOptions::default())),
+            rule_trees: std::sync::Arc::new(self.rule_trees()),
+            outbox: std::sync::Arc::new(self.outbox()),
+            grants: orders,
+            leases: std::sync::Arc::new(self.leases()),
+        }
+    }
+
     pub fn config(&self) -> ConfigStore {
         ConfigStore::new(self.router.clone())
     }

@@ -15,7 +15,7 @@ use lottery_award::{AwardKind, AwardRegistry};
 use lottery_domain::{ActivityId, RepoError, RepoResult, SystemClock, UserId};
 use lottery_ids::Generators;
 use lottery_stock::{MemoryLedger, RedisLedger, RedisLedgerOptions};
-use lottery_storage::{BatchOptions, Storage};
+use lottery_storage::Storage;
 use lottery_strategy::DrawMode;
 use lottery_testkit::{FreshMysql, FreshSqlite, Service, unique_name};
 
@@ -216,23 +216,13 @@ pub async fn world(mode: Mode) -> World {
 }
 
 pub fn services(storage: &Storage, stock: Arc<dyn StockLedger>) -> Services {
-    let config = Arc::new(storage.config());
-    Services {
-        activities: config.clone(),
-        strategies: config.clone(),
-        awards: config,
-        takes: Arc::new(storage.takes()),
-        orders: Arc::new(storage.orders()),
-        draws: Arc::new(storage.batched_draws(BatchOptions::default())),
-        rule_trees: Arc::new(storage.rule_trees()),
-        outbox: Arc::new(storage.outbox()),
-        grants: Arc::new(storage.orders()),
-        leases: Arc::new(storage.leases()),
+    Services::new(
+        storage.repositories(),
         stock,
-        clock: Arc::new(SystemClock),
-        ids: Arc::new(Generators::new(1, Arc::new(SystemClock)).expect("ids")),
-        registry: AwardRegistry::with_builtins(),
-    }
+        Arc::new(SystemClock),
+        Arc::new(Generators::new(1, Arc::new(SystemClock)).expect("ids")),
+        AwardRegistry::with_builtins(),
+    )
 }
 
 pub fn award(kind: AwardKind, name: &str, count: u32, rate: &str) -> AwardSpec {
