@@ -25,7 +25,7 @@ use lottery_domain::{ActivityId, AwardId, OrderId, TakeId, UserId};
 use lottery_rule::{Facts, RuleTree};
 use lottery_strategy::Draw;
 use serde::Serialize;
-use tracing::warn;
+use tracing::{Instrument, warn};
 
 use crate::cache::ActivityConfig;
 use crate::inflight::Joined;
@@ -130,11 +130,17 @@ impl Lottery {
                 done,
             } => {
                 let me = self.clone();
-                tokio::spawn(async move {
-                    let result = me.run_draw(req).await;
-                    let _ = publish.send(Some(result));
-                    drop(done);
-                });
+                // A child of the caller's span, so the draw's lines carry the request's id
+                // even after the caller has gone.
+                let span = tracing::info_span!("draw", activity = %req.activity, user = %req.user);
+                tokio::spawn(
+                    async move {
+                        let result = me.run_draw(req).await;
+                        let _ = publish.send(Some(result));
+                        drop(done);
+                    }
+                    .instrument(span),
+                );
                 (outcome, false)
             }
         };

@@ -14,7 +14,7 @@ use crate::error::ApiError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Role {
+pub enum TokenRole {
     Admin,
     User,
 }
@@ -22,7 +22,7 @@ pub enum Role {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
-    pub role: Role,
+    pub role: TokenRole,
     pub iat: i64,
     pub exp: i64,
 }
@@ -107,7 +107,7 @@ impl Keys {
         Self::new(secret.as_bytes(), ttl_secs)
     }
 
-    pub fn mint(&self, subject: &str, role: Role) -> Result<String, KeyError> {
+    pub fn mint(&self, subject: &str, role: TokenRole) -> Result<String, KeyError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: subject.to_owned(),
@@ -183,8 +183,8 @@ impl<S: HasKeys + Send + Sync> FromRequestParts<S> for Admin {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let claims = state.keys().verify(bearer(parts)?)?;
         match claims.role {
-            Role::Admin => Ok(Admin { name: claims.sub }),
-            Role::User => Err(ApiError::Forbidden("this needs an admin token".into())),
+            TokenRole::Admin => Ok(Admin { name: claims.sub }),
+            TokenRole::User => Err(ApiError::Forbidden("this needs an admin token".into())),
         }
     }
 }
@@ -195,10 +195,10 @@ impl<S: HasKeys + Send + Sync> FromRequestParts<S> for User {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let claims = state.keys().verify(bearer(parts)?)?;
         match claims.role {
-            Role::User => UserId::new(claims.sub).map(|id| User { id }).map_err(|e| {
+            TokenRole::User => UserId::new(claims.sub).map(|id| User { id }).map_err(|e| {
                 ApiError::Unauthorized(format!("token subject is not a valid user id: {e}"))
             }),
-            Role::Admin => Err(ApiError::Forbidden(
+            TokenRole::Admin => Err(ApiError::Forbidden(
                 "this needs a user token: draws are made as a user".into(),
             )),
         }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use lottery_server::auth::Role as TokenRole;
+use lottery_server::auth::TokenRole;
 use lottery_server::config::{Config, Mode};
 use lottery_server::{Role, compose, shutdown_signal, start, telemetry};
 

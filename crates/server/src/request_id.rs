@@ -28,6 +28,8 @@ fn accepted(value: &HeaderValue) -> Option<String> {
     sane.then(|| s.to_owned())
 }
 
+use tracing::Instrument;
+
 fn generated() -> String {
     format!("{:016x}", rand::rng().random::<u64>())
 }
@@ -39,7 +41,16 @@ pub async fn with_request_id(request: Request, next: Next) -> Response {
         .get(&HEADER)
         .and_then(accepted)
         .unwrap_or_else(generated);
-    let mut response = REQUEST_ID.scope(id.clone(), next.run(request)).await;
+    // Every log line of the request, down to the draw it starts, carries its id.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %request.uri().path()
+    );
+    let mut response = REQUEST_ID
+        .scope(id.clone(), next.run(request).instrument(span))
+        .await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(HEADER, value);
     }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{App, Mode, activity_body, open_window};
-use lottery_server::auth::{Keys, Role};
+use lottery_server::auth::{Keys, TokenRole};
 use lottery_testkit::{PrivateMariaDb, Service, TcpProxy, unique_name};
 use reqwest::{Method, StatusCode};
 
@@ -312,7 +312,9 @@ async fn three_instances_of_the_shipped_configuration_fit_151_connections() {
     let until = Instant::now() + Duration::from_secs(12);
     let mut tasks = Vec::new();
     for i in 0..144 {
-        let token = keys.mint(&format!("conn-{i}"), Role::User).expect("token");
+        let token = keys
+            .mint(&format!("conn-{i}"), TokenRole::User)
+            .expect("token");
         let (instances, activity, refused, answered) = (
             instances.clone(),
             activity.clone(),
