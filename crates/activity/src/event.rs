@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 pub enum Topic {
     /// A win to deliver ([`AwardInvoice`]).
     AwardInvoice,
-    /// A take was granted ([`Participated`]), for the stock sync.
+    /// A take was granted ([`Participated`]). Declared on the broker, not yet published:
+    /// the stock sync reads the stock store instead.
     Participation,
 }
 
