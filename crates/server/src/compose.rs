@@ -248,7 +248,7 @@ async fn bounded(check: impl std::future::Future<Output = Option<String>>) -> Op
 #[async_trait::async_trait]
 impl Probe for ServiceProbe {
     async fn check(&self) -> Vec<Dependency> {
-        let database = bounded(sqlx_ping(&self.storage));
+        let database = bounded(async { self.storage.ping().await.err().map(|e| e.to_string()) });
         // Any read reaches the store; an unknown activity is a fine probe.
         let stock = bounded(async {
             match ActivityId::new(1) {
@@ -315,20 +315,6 @@ impl Probe for ServiceProbe {
                 .unwrap_or(0),
         }
     }
-}
-
-async fn sqlx_ping(storage: &Storage) -> Option<String> {
-    let router = storage.router();
-    if let Err(e) = sqlx::query("SELECT 1").execute(router.global()).await {
-        return Some(format!("global database: {e}"));
-    }
-    for db in router.routes().filter(|r| r.table == 0) {
-        let Ok(pool) = router.pool(&db) else { continue };
-        if let Err(e) = sqlx::query("SELECT 1").execute(pool).await {
-            return Some(format!("shard {}: {e}", db.db_label()));
-        }
-    }
-    None
 }
 
 /// Builds everything for `role` and starts its workers.

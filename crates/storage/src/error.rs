@@ -19,6 +19,11 @@ pub enum StorageError {
     },
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
+    #[error("{database} does not answer: {source}")]
+    Unreachable {
+        database: String,
+        source: sqlx::Error,
+    },
     #[error("{0}")]
     Invalid(String),
 }

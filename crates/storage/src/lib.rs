@@ -74,6 +74,31 @@ impl Storage {
         }
     }
 
+    /// Whether every database answers (each within the read timeout), for readiness.
+    ///
+    /// # Errors
+    /// [`StorageError::Unreachable`] naming the first database that does not.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        use crate::error::Within;
+        let router = &self.router;
+        let ping = |pool: &sqlx::AnyPool, database: String| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query("SELECT 1")
+                    .execute(&pool)
+                    .within(router.read_timeout())
+                    .await
+                    .map(|_| ())
+                    .map_err(|source| StorageError::Unreachable { database, source })
+            }
+        };
+        ping(router.global(), "global database".into()).await?;
+        for db in router.routes().filter(|r| r.table == 0) {
+            ping(router.pool(&db)?, format!("shard {}", db.db_label())).await?;
+        }
+        Ok(())
+    }
+
     pub fn config(&self) -> ConfigStore {
         ConfigStore::new(self.router.clone())
     }
