@@ -38,11 +38,11 @@ pub use draw::{DEFAULT_DRAW_DEADLINE, DrawOutcome, DrawRequest, DrawResult};
 pub use error::AppError;
 pub use identity::WorkerIdentity;
 pub use orders::OrderPage;
-pub use queries::{ActivityView, Gauges};
+pub use queries::{ActivityDetail, ActivityView, AwardStats, Gauges, OrderStats};
 pub use quiet::{Failure, LogGate};
 pub use reconcile::{ReconcileReport, Reconciler};
 pub use scheduler::{Job, JobReport, ReportHook, Scheduler, SchedulerOptions};
-pub use simulate::{Simulation, SimulationRow};
+pub use simulate::{DraftShare, Simulation, SimulationRow};
 pub use sync::{StockSync, SyncReport, Synced};
 
 /// The ports the use cases need, wired by the composition root.

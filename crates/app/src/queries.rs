@@ -55,3 +55,82 @@ impl Lottery {
         gauges
     }
 }
+
+/// An activity as its admins see it: configuration, stock, draws and wins, orders by state.
+#[derive(Debug, Clone)]
+pub struct ActivityDetail {
+    pub activity: lottery_activity::Activity,
+    pub strategy: lottery_strategy::Strategy,
+    pub awards: Vec<AwardStats>,
+    pub stock_left: u64,
+    /// Stock taken: the draws made.
+    pub draws: u64,
+    pub wins: u64,
+    pub orders: OrderStats,
+}
+
+/// One prize of a strategy: as configured, what is left and what was won.
+#[derive(Debug, Clone)]
+pub struct AwardStats {
+    pub share: lottery_strategy::StrategyAward,
+    /// `None` when the award row is missing (never in a consistent store).
+    pub award: Option<lottery_award::Award>,
+    pub left: u64,
+    pub won: u64,
+}
+
+/// Win orders by grant state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OrderStats {
+    pub awaiting_address: u64,
+    pub pending: u64,
+    pub granted: u64,
+    pub failed: u64,
+}
+
+impl Lottery {
+    /// The admin's view of an activity.
+    pub async fn activity_detail(&self, id: ActivityId) -> Result<ActivityDetail, AppError> {
+        use lottery_award::GrantState;
+        let activity = self.activity(id).await?;
+        let strategy = self.strategy(activity.strategy_id()).await?;
+        let ids: Vec<_> = strategy.awards().iter().map(|a| a.award_id).collect();
+        let awards = self.awards(&ids).await?;
+        let stock = self.stock(id).await?;
+        let mut orders = OrderStats::default();
+        for (grant, n) in self.grant_counts(id).await? {
+            match grant {
+                GrantState::AwaitingAddress => orders.awaiting_address += n,
+                GrantState::Init => orders.pending += n,
+                GrantState::Complete => orders.granted += n,
+                GrantState::Failed => orders.failed += n,
+            }
+        }
+        let awards: Vec<AwardStats> = strategy
+            .awards()
+            .iter()
+            .map(|share| {
+                let left = stock
+                    .awards_left
+                    .iter()
+                    .find(|(a, _)| *a == share.award_id)
+                    .map_or(0, |(_, n)| *n);
+                AwardStats {
+                    share: *share,
+                    award: awards.iter().find(|a| a.id == share.award_id).cloned(),
+                    left,
+                    won: u64::from(share.count).saturating_sub(left),
+                }
+            })
+            .collect();
+        Ok(ActivityDetail {
+            wins: awards.iter().map(|a| a.won).sum(),
+            draws: u64::from(activity.stock()).saturating_sub(stock.stock_left),
+            stock_left: stock.stock_left,
+            activity,
+            strategy,
+            awards,
+            orders,
+        })
+    }
+}

@@ -1,7 +1,7 @@
 //! Dry-run draws for admins: how a strategy would pay out, touching no stock.
 
-use lottery_domain::AwardId;
-use lottery_strategy::{Draw, Drawer, OutOfStock, Strategy};
+use lottery_domain::{ActivityId, AwardId, StrategyId};
+use lottery_strategy::{Draw, DrawMode, Drawer, OutOfStock, Rate, Strategy, StrategyAward};
 use serde::Serialize;
 
 use crate::{AppError, Lottery};
@@ -27,7 +27,52 @@ pub struct Simulation {
     pub nothing: u64,
 }
 
+/// A prize of a strategy not deployed yet: its id (or, without one, its position from 1) and
+/// its rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DraftShare {
+    pub award_id: Option<AwardId>,
+    pub rate: Rate,
+}
+
 impl Lottery {
+    /// Dry-runs the strategy of a deployed activity.
+    pub async fn simulate_activity(
+        &self,
+        id: ActivityId,
+        draws: u64,
+    ) -> Result<Simulation, AppError> {
+        let activity = self.activity(id).await?;
+        let strategy = self.strategy(activity.strategy_id()).await?;
+        self.simulate(strategy, draws).await
+    }
+
+    /// Dry-runs a strategy before it is deployed, from its mode and shares.
+    pub async fn simulate_draft(
+        &self,
+        mode: DrawMode,
+        shares: &[DraftShare],
+        draws: u64,
+    ) -> Result<Simulation, AppError> {
+        let mut awards = Vec::with_capacity(shares.len());
+        for (position, share) in (1_i64..).zip(shares) {
+            let award_id = match share.award_id {
+                Some(id) => id,
+                None => AwardId::new(position).map_err(|e| AppError::Invalid(e.to_string()))?,
+            };
+            awards.push(StrategyAward {
+                award_id,
+                rate: share.rate,
+                count: 0,
+            });
+        }
+        // Never stored: the id only satisfies the type.
+        let id = StrategyId::new(1).map_err(|e| AppError::Internal(e.to_string()))?;
+        let strategy = Strategy::new(id, mode, awards, None)
+            .map_err(|e| AppError::Invalid(format!("strategy: {e}")))?;
+        self.simulate(strategy, draws).await
+    }
+
     /// Runs `draws` dry-run draws of `strategy` with every award in stock. CPU-bound, so it
     /// runs on the blocking pool and does not stall other requests.
     pub async fn simulate(&self, strategy: Strategy, draws: u64) -> Result<Simulation, AppError> {

@@ -5,9 +5,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use lottery_activity::{Action, ActivityFilter, OrderFilter, Page};
 use lottery_award::GrantState;
-use lottery_domain::{AwardId, OrderId, TreeId};
+use lottery_domain::{OrderId, TreeId};
 use lottery_rule::{Line, LineOp, Node, NodeKind, RuleTree};
-use lottery_strategy::{DrawMode, Rate, Strategy, StrategyAward};
+use lottery_strategy::{DrawMode, Rate};
 
 use super::dto::*;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
@@ -86,57 +86,46 @@ pub async fn detail(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<axum::Json<ActivityDetail>> {
     let id = parse_activity_id(&id)?;
-    let activity = state.lottery.activity(id).await?;
-    let strategy = state.lottery.strategy(activity.strategy_id()).await?;
-    let ids: Vec<AwardId> = strategy.awards().iter().map(|a| a.award_id).collect();
-    let awards = state.lottery.awards(&ids).await?;
-    let stock = state.lottery.stock(id).await?;
-    let mut orders = OrderCounts::default();
-    for (grant, n) in state.lottery.grant_counts(id).await? {
-        match grant {
-            GrantState::AwaitingAddress => orders.awaiting_address += n,
-            GrantState::Init => orders.pending += n,
-            GrantState::Complete => orders.granted += n,
-            GrantState::Failed => orders.failed += n,
-        }
-    }
-    let mut wins = 0;
-    let views = strategy
-        .awards()
+    let d = state.lottery.activity_detail(id).await?;
+    let awards = d
+        .awards
         .iter()
-        .map(|sa| {
-            let award = awards.iter().find(|a| a.id == sa.award_id);
-            let left = stock
-                .awards_left
-                .iter()
-                .find(|(a, _)| *a == sa.award_id)
-                .map_or(0, |(_, n)| *n);
-            let won = u64::from(sa.count).saturating_sub(left);
-            wins += won;
-            AwardView {
-                award_id: sa.award_id.to_string(),
-                kind: award.map(|a| a.kind.to_string()).unwrap_or_default(),
-                name: award.map(|a| a.name.clone()).unwrap_or_default(),
-                content: award.map(|a| a.content.clone()).unwrap_or_default(),
-                count: sa.count,
-                rate: sa.rate.to_string(),
-                left,
-                won,
-            }
+        .map(|a| AwardView {
+            award_id: a.share.award_id.to_string(),
+            kind: a
+                .award
+                .as_ref()
+                .map(|x| x.kind.to_string())
+                .unwrap_or_default(),
+            name: a.award.as_ref().map(|x| x.name.clone()).unwrap_or_default(),
+            content: a
+                .award
+                .as_ref()
+                .map(|x| x.content.clone())
+                .unwrap_or_default(),
+            count: a.share.count,
+            rate: a.share.rate.to_string(),
+            left: a.left,
+            won: a.won,
         })
         .collect();
     Ok(axum::Json(ActivityDetail {
-        summary: ActivitySummary::from(&activity),
-        description: activity.spec().description.clone(),
-        stock_left: stock.stock_left,
-        draws: u64::from(activity.stock()).saturating_sub(stock.stock_left),
-        wins,
-        orders,
+        summary: ActivitySummary::from(&d.activity),
+        description: d.activity.spec().description.clone(),
+        stock_left: d.stock_left,
+        draws: d.draws,
+        wins: d.wins,
+        orders: OrderCounts {
+            awaiting_address: d.orders.awaiting_address,
+            pending: d.orders.pending,
+            granted: d.orders.granted,
+            failed: d.orders.failed,
+        },
         strategy: StrategyView {
-            strategy_id: strategy.id().to_string(),
-            mode: strategy.mode().to_string(),
-            fallback_award_id: strategy.fallback().map(|a| a.to_string()),
-            awards: views,
+            strategy_id: d.strategy.id().to_string(),
+            mode: d.strategy.mode().to_string(),
+            fallback_award_id: d.strategy.fallback().map(|a| a.to_string()),
+            awards,
         },
     }))
 }
@@ -377,10 +366,12 @@ pub async fn simulate(
     _admin: Admin,
     ApiJson(body): ApiJson<SimulateRequest>,
 ) -> ApiResult<axum::Json<SimulationView>> {
-    let strategy = match (&body.activity_id, &body.awards) {
+    let sim = match (&body.activity_id, &body.awards) {
         (Some(id), None) => {
-            let activity = state.lottery.activity(parse_activity_id(id)?).await?;
-            state.lottery.strategy(activity.strategy_id()).await?
+            state
+                .lottery
+                .simulate_activity(parse_activity_id(id)?, body.draws)
+                .await?
         }
         (None, Some(awards)) => {
             let mode: DrawMode = body
@@ -389,26 +380,23 @@ pub async fn simulate(
                 .unwrap_or("single")
                 .parse()
                 .map_err(|e| ApiError::BadRequest(format!("mode: {e}")))?;
-            let mut list = Vec::with_capacity(awards.len());
+            let mut shares = Vec::with_capacity(awards.len());
             for (i, a) in awards.iter().enumerate() {
-                let award_id = match &a.award_id {
-                    Some(raw) => parse_award_id(&format!("awards[{i}].award_id"), raw)?,
-                    None => AwardId::new(i as i64 + 1)
-                        .map_err(|e| ApiError::BadRequest(e.to_string()))?,
-                };
+                let award_id = a
+                    .award_id
+                    .as_deref()
+                    .map(|raw| parse_award_id(&format!("awards[{i}].award_id"), raw))
+                    .transpose()?;
                 let rate: Rate = a
                     .rate
                     .parse()
                     .map_err(|e| ApiError::BadRequest(format!("awards[{i}].rate: {e}")))?;
-                list.push(StrategyAward {
-                    award_id,
-                    rate,
-                    count: 0,
-                });
+                shares.push(lottery_app::DraftShare { award_id, rate });
             }
-            let id = parse_strategy_id("1")?;
-            Strategy::new(id, mode, list, None)
-                .map_err(|e| ApiError::BadRequest(format!("strategy: {e}")))?
+            state
+                .lottery
+                .simulate_draft(mode, &shares, body.draws)
+                .await?
         }
         _ => {
             return Err(ApiError::BadRequest(
@@ -416,7 +404,6 @@ pub async fn simulate(
             ));
         }
     };
-    let sim = state.lottery.simulate(strategy, body.draws).await?;
     Ok(axum::Json(SimulationView {
         draws: sim.draws,
         nothing: sim.nothing,
