@@ -336,17 +336,7 @@ pub async fn build(config: &Config, role: Role) -> Result<Built, StartError> {
         listeners.push(listener);
         lottery = lottery.with_change_feed(feed);
     }
-    let delivery: Arc<dyn MessageHandler> = Arc::new(AwardDelivery::new(
-        svc.clone(),
-        config.workers.grant_attempts,
-    ));
-    let publisher: Arc<dyn EventPublisher> = match &backends.amqp {
-        Some((p, _)) => p.clone(),
-        None => Arc::new(InProcessBus::new(
-            delivery.clone(),
-            config.workers.consumer_concurrency,
-        )),
-    };
+    let (delivery, publisher) = delivery(config, &svc, &backends);
     let (stop, stopped) = watch::channel(false);
     // Every role issues ids (draws, deployments, grants): the lease is renewed for all.
     let mut workers = vec![tokio::spawn(identity.clone().run(stopped.clone()))];
@@ -384,6 +374,27 @@ pub async fn build(config: &Config, role: Role) -> Result<Built, StartError> {
         listeners,
         stop,
     })
+}
+
+/// The award consumer, and where the relay publishes: the broker, or (embedded) straight to
+/// that consumer in process.
+fn delivery(
+    config: &Config,
+    svc: &Services,
+    backends: &Backends,
+) -> (Arc<dyn MessageHandler>, Arc<dyn EventPublisher>) {
+    let delivery: Arc<dyn MessageHandler> = Arc::new(AwardDelivery::new(
+        svc.clone(),
+        config.workers.grant_attempts,
+    ));
+    let publisher: Arc<dyn EventPublisher> = match &backends.amqp {
+        Some((p, _)) => p.clone(),
+        None => Arc::new(InProcessBus::new(
+            delivery.clone(),
+            config.workers.consumer_concurrency,
+        )),
+    };
+    (delivery, publisher)
 }
 
 /// Cluster mode: instances share configuration changes, so every cache drops a changed
