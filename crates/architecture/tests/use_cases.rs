@@ -129,3 +129,74 @@ fn the_checks_recognise_a_port() {
     assert!(port_mentions("// StockLedger in a comment", &ports).is_empty());
     assert!(port_mentions("state.lottery.draw(request)", &ports).is_empty());
 }
+
+/// Functions longer than `limit` lines in rustfmt-formatted `text`: (name, first line, length).
+fn long_functions(text: &str, limit: usize) -> Vec<(String, usize, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found = Vec::new();
+    for (start, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        let Some(at) = trimmed.find("fn ") else {
+            continue;
+        };
+        let head = &trimmed[..at];
+        let is_fn = head
+            .split_whitespace()
+            .all(|w| w == "pub" || w.starts_with("pub(") || w == "async" || w == "const");
+        if !is_fn {
+            continue;
+        }
+        let name: String = trimmed[at + 3..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        // The body opens at the end of the signature and closes at the same indentation.
+        let Some(open) = (start..lines.len()).find(|&i| {
+            let l = lines[i].trim_end();
+            l.ends_with('{') || l.ends_with(';')
+        }) else {
+            continue;
+        };
+        if !lines[open].trim_end().ends_with('{') {
+            continue;
+        }
+        let close = (open + 1..lines.len())
+            .find(|&i| lines[i].trim_end() == format!("{}}}", " ".repeat(indent)))
+            .unwrap_or(lines.len());
+        let length = close - start + 1;
+        if length > limit {
+            found.push((name, start + 1, length));
+        }
+    }
+    found
+}
+
+#[test]
+fn application_and_server_functions_stay_short() {
+    let mut files = Vec::new();
+    rust_files(&workspace().join("crates/app/src"), &mut files);
+    rust_files(&workspace().join("crates/server/src"), &mut files);
+    let mut offences = Vec::new();
+    for file in files {
+        let text = fs::read_to_string(&file).expect("source");
+        for (name, line, length) in long_functions(&text, 60) {
+            offences.push(format!(
+                "{}:{line}: {name} has {length} lines",
+                file.display()
+            ));
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "split these into named steps:\n{}",
+        offences.join("\n")
+    );
+}
+
+#[test]
+fn the_length_check_measures_functions() {
+    let body = "    x();\n".repeat(70);
+    let text = format!("fn short() {{\n}}\n\npub async fn long() {{\n{body}}}\n");
+    assert_eq!(long_functions(&text, 60), vec![("long".to_owned(), 4, 72)]);
+}
