@@ -4,7 +4,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{App, Mode, activity_body, open_window};
 use lottery_activity::{Page, TakeRepository};
@@ -59,18 +59,8 @@ async fn sigterm_under_load_keeps_every_answered_draw() {
         .collect();
     tokio::time::sleep(Duration::from_millis(1_500)).await;
 
-    let pid = app.child.id().expect("pid");
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let started = Instant::now();
-    let exit = tokio::time::timeout(Duration::from_secs(10), app.child.wait()).await;
-    let exit = exit
-        .expect("the process exits within 10 s of SIGTERM")
-        .expect("wait");
-    eprintln!("exited with {exit} after {:?}", started.elapsed());
+    let (exit, took) = app.terminate(Duration::from_secs(10)).await;
+    eprintln!("exited with {exit} after {took:?}");
     assert!(exit.success(), "graceful exit: {exit}");
 
     let mut answered_total = 0;

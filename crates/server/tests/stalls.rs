@@ -70,21 +70,6 @@ fn database_name(url: &str) -> String {
     path.split('?').next().unwrap_or_default().to_owned()
 }
 
-async fn terminate(app: &mut App) -> Duration {
-    let pid = app.child.id().expect("pid");
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let started = Instant::now();
-    tokio::time::timeout(STOP_BOUND + Duration::from_secs(10), app.child.wait())
-        .await
-        .expect("the process exits after SIGTERM")
-        .expect("wait");
-    started.elapsed()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs MariaDB, Redis and RabbitMQ"]
 async fn a_black_holed_database_fails_readiness_and_recovers_by_itself() {
@@ -234,7 +219,9 @@ async fn a_black_holed_database_fails_readiness_and_recovers_by_itself() {
     let mut api = Arc::try_unwrap(api).unwrap_or_else(|_| panic!("load tasks done"));
     proxy.black_hole();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (api_stop, worker_stop) = tokio::join!(terminate(&mut api), terminate(&mut worker));
+    let bound = STOP_BOUND + Duration::from_secs(10);
+    let ((_, api_stop), (_, worker_stop)) =
+        tokio::join!(api.terminate(bound), worker.terminate(bound));
     eprintln!("stopped after {api_stop:?} (api) and {worker_stop:?} (worker)");
     proxy.resume();
     assert!(api_stop <= STOP_BOUND, "api stopped within {STOP_BOUND:?}");

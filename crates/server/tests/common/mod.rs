@@ -203,6 +203,23 @@ impl App {
         app
     }
 
+    /// Sends SIGTERM and waits (at most `bound`) for the process to exit: its exit status and
+    /// how long it took.
+    pub async fn terminate(&mut self, bound: Duration) -> (std::process::ExitStatus, Duration) {
+        let pid = self.child.id().expect("pid");
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let started = std::time::Instant::now();
+        let exit = tokio::time::timeout(bound, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("the process exits within {bound:?} of SIGTERM"))
+            .expect("wait");
+        (exit, started.elapsed())
+    }
+
     /// The database URLs (cluster mode): global first, then the shards.
     pub fn database_urls(&self) -> Vec<String> {
         self._mysql
