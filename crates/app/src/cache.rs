@@ -6,13 +6,20 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use lottery_activity::Activity;
-use lottery_award::Award;
+use lottery_activity::{Activity, ActivityRepository};
+use lottery_award::{Award, AwardRepository};
 use lottery_domain::{ActivityId, AwardId};
-use lottery_strategy::{Drawer, OutOfStock, Strategy};
+use lottery_strategy::{Drawer, OutOfStock, Strategy, StrategyRepository};
 use tokio::sync::OnceCell;
 
-use crate::{AppError, Services};
+use crate::AppError;
+
+/// Where a configuration is loaded from.
+struct CachePorts {
+    activities: Arc<dyn ActivityRepository>,
+    strategies: Arc<dyn StrategyRepository>,
+    awards: Arc<dyn AwardRepository>,
+}
 
 /// An activity with everything a draw needs, precomputed.
 #[derive(Debug)]
@@ -81,7 +88,7 @@ pub struct CacheStats {
 }
 
 pub struct ConfigCache {
-    svc: Services,
+    ports: CachePorts,
     ttl: Duration,
     entries: Mutex<HashMap<ActivityId, Entry>>,
     stats: CacheStats,
@@ -99,9 +106,18 @@ impl std::fmt::Debug for ConfigCache {
 impl ConfigCache {
     /// `ttl` bounds how long another instance's change can go unseen when no invalidation
     /// reaches this one.
-    pub fn new(svc: Services, ttl: Duration) -> Self {
+    pub fn new(
+        activities: Arc<dyn ActivityRepository>,
+        strategies: Arc<dyn StrategyRepository>,
+        awards: Arc<dyn AwardRepository>,
+        ttl: Duration,
+    ) -> Self {
         Self {
-            svc,
+            ports: CachePorts {
+                activities,
+                strategies,
+                awards,
+            },
             ttl,
             entries: Mutex::new(HashMap::new()),
             stats: CacheStats::default(),
@@ -161,13 +177,13 @@ impl ConfigCache {
     async fn load(&self, id: ActivityId) -> Result<Arc<ActivityConfig>, AppError> {
         self.stats.loads.fetch_add(1, Ordering::Relaxed);
         let activity = self
-            .svc
+            .ports
             .activities
             .activity(id)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("activity {id}")))?;
         let strategy = self
-            .svc
+            .ports
             .strategies
             .strategy(activity.strategy_id())
             .await?
@@ -179,7 +195,7 @@ impl ConfigCache {
             })?;
         let ids: Vec<AwardId> = strategy.awards().iter().map(|a| a.award_id).collect();
         let awards: HashMap<AwardId, Award> = self
-            .svc
+            .ports
             .awards
             .awards(&ids)
             .await?

@@ -6,13 +6,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::Duration;
 use lottery_activity::{
-    AwardInvoice, EventPublisher, Handled, Inbound, MessageHandler, OutboxMessage, PublishError,
-    Topic,
+    AwardInvoice, EventPublisher, GrantRepository, Handled, Inbound, MessageHandler, OutboxMessage,
+    OutboxRepository, PublishError, Topic,
 };
 use lottery_award::{DistributeError, Grant, GrantState};
 use tracing::{debug, error, info, warn};
 
-use crate::{AppError, Failure, LogGate, Services};
+use lottery_award::AwardRegistry;
+use lottery_domain::Clock;
+
+use crate::{AppError, Failure, LogGate};
 
 /// How the relay works through the outbox.
 #[derive(Debug, Clone, Copy)]
@@ -49,10 +52,25 @@ pub struct RelayReport {
     pub parked: usize,
 }
 
+/// What the relay reads and writes: the outbox, and the time.
+#[derive(Clone)]
+struct RelayPorts {
+    outbox: Arc<dyn OutboxRepository>,
+    clock: Arc<dyn Clock>,
+}
+
+/// What a grant needs: the orders' grant records, the award kinds, and the time.
+#[derive(Clone)]
+struct DeliveryPorts {
+    grants: Arc<dyn GrantRepository>,
+    registry: AwardRegistry,
+    clock: Arc<dyn Clock>,
+}
+
 /// Publishes outbox messages and marks them sent only once the transport confirmed them.
 #[derive(Clone)]
 pub struct OutboxRelay {
-    svc: Services,
+    ports: RelayPorts,
     publisher: Arc<dyn EventPublisher>,
     options: RelayOptions,
     /// A broker outage fails every message of every round: logged as one run of failures.
@@ -68,9 +86,14 @@ impl std::fmt::Debug for OutboxRelay {
 }
 
 impl OutboxRelay {
-    pub fn new(svc: Services, publisher: Arc<dyn EventPublisher>, options: RelayOptions) -> Self {
+    pub fn new(
+        outbox: Arc<dyn OutboxRepository>,
+        clock: Arc<dyn Clock>,
+        publisher: Arc<dyn EventPublisher>,
+        options: RelayOptions,
+    ) -> Self {
         Self {
-            svc,
+            ports: RelayPorts { outbox, clock },
             publisher,
             options,
             publish_log: Arc::new(LogGate::new(std::time::Duration::from_secs(30))),
@@ -80,9 +103,9 @@ impl OutboxRelay {
     /// One round: claim what is due, publish it with confirms in flight together, record the
     /// outcome of each message.
     pub async fn run_once(&self) -> Result<RelayReport, AppError> {
-        let now = self.svc.clock.now();
+        let now = self.ports.clock.now();
         let claimed = self
-            .svc
+            .ports
             .outbox
             .claim_due(now, self.options.lease, self.options.batch)
             .await?;
@@ -103,7 +126,7 @@ impl OutboxRelay {
                 Err(e) => {
                     let attempts = pending.attempts + 1;
                     let park = attempts >= self.options.max_attempts;
-                    let next = self.svc.clock.now() + self.backoff(attempts);
+                    let next = self.ports.clock.now() + self.backoff(attempts);
                     if park {
                         error!(message = %message.message_id, attempts, error = %e, "outbox message parked");
                         report.parked += 1;
@@ -112,7 +135,7 @@ impl OutboxRelay {
                         report.retried += 1;
                     }
                     first_error.get_or_insert_with(|| e.to_string());
-                    self.svc
+                    self.ports
                         .outbox
                         .retry_later(message, next, &e.to_string(), park)
                         .await?;
@@ -121,9 +144,9 @@ impl OutboxRelay {
         }
         self.log_round(&report, first_error.as_deref());
         if !confirmed.is_empty() {
-            self.svc
+            self.ports
                 .outbox
-                .mark_sent(&confirmed, self.svc.clock.now())
+                .mark_sent(&confirmed, self.ports.clock.now())
                 .await?;
             report.sent = confirmed.len();
         }
@@ -177,7 +200,7 @@ impl OutboxRelay {
 /// the grant together with the message id, so a redelivered message changes nothing.
 #[derive(Clone)]
 pub struct AwardDelivery {
-    svc: Services,
+    ports: DeliveryPorts,
     /// Delivery attempts per message that failed with a retryable error.
     attempts: Arc<Mutex<HashMap<String, u32>>>,
     max_attempts: u32,
@@ -192,9 +215,18 @@ impl std::fmt::Debug for AwardDelivery {
 }
 
 impl AwardDelivery {
-    pub fn new(svc: Services, max_attempts: u32) -> Self {
+    pub fn new(
+        grants: Arc<dyn GrantRepository>,
+        registry: AwardRegistry,
+        clock: Arc<dyn Clock>,
+        max_attempts: u32,
+    ) -> Self {
         Self {
-            svc,
+            ports: DeliveryPorts {
+                grants,
+                registry,
+                clock,
+            },
             attempts: Arc::new(Mutex::new(HashMap::new())),
             max_attempts: max_attempts.max(1),
         }
@@ -203,7 +235,7 @@ impl AwardDelivery {
     async fn grant(&self, message: &Inbound, invoice: AwardInvoice) -> Handled {
         let user = invoice.user_id.clone();
         match self
-            .svc
+            .ports
             .grants
             .is_processed(&user, &message.message_id)
             .await
@@ -222,9 +254,9 @@ impl AwardDelivery {
             Ok(done) => done,
             Err(reason) => return Handled::Retry(reason),
         };
-        let now = self.svc.clock.now();
+        let now = self.ports.clock.now();
         match self
-            .svc
+            .ports
             .grants
             .apply_grant(
                 &user,
@@ -259,7 +291,7 @@ impl AwardDelivery {
         grant: &Grant,
         message_id: &str,
     ) -> Result<(GrantState, Option<String>), String> {
-        match self.svc.registry.distribute(grant).await {
+        match self.ports.registry.distribute(grant).await {
             Ok(delivery) => Ok((GrantState::Complete, Some(delivery.detail))),
             Err(DistributeError::Permanent(reason)) => Ok((GrantState::Failed, Some(reason))),
             Err(DistributeError::Retryable(reason)) => {

@@ -132,7 +132,9 @@ impl Lottery {
     /// Must be called within a Tokio runtime: it starts the task that settles recorded claims.
     pub fn new(svc: Services) -> Self {
         let cache = Arc::new(ConfigCache::new(
-            svc.clone(),
+            svc.activities.clone(),
+            svc.strategies.clone(),
+            svc.awards.clone(),
             std::time::Duration::from_secs(30),
         ));
         Self {

@@ -343,7 +343,12 @@ pub async fn build(config: &Config, role: Role) -> Result<Built, StartError> {
     if matches!(role, Role::Worker | Role::All) {
         let jobs = Jobs {
             lottery: &lottery,
-            relay: OutboxRelay::new(svc.clone(), publisher, RelayOptions::default()),
+            relay: OutboxRelay::new(
+                svc.outbox.clone(),
+                svc.clock.clone(),
+                publisher,
+                RelayOptions::default(),
+            ),
             delivery: delivery.clone(),
             metrics: metrics.clone(),
         };
@@ -384,7 +389,9 @@ fn delivery(
     backends: &Backends,
 ) -> (Arc<dyn MessageHandler>, Arc<dyn EventPublisher>) {
     let delivery: Arc<dyn MessageHandler> = Arc::new(AwardDelivery::new(
-        svc.clone(),
+        svc.grants.clone(),
+        svc.registry.clone(),
+        svc.clock.clone(),
         config.workers.grant_attempts,
     ));
     let publisher: Arc<dyn EventPublisher> = match &backends.amqp {

@@ -177,7 +177,12 @@ impl World {
 
     fn consumer(&self) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
         let consumer = AmqpConsumer::new(self.mq.clone()).expect("consumer");
-        let handler = Arc::new(AwardDelivery::new(self.svc.clone(), 5));
+        let handler = Arc::new(AwardDelivery::new(
+            self.svc.grants.clone(),
+            self.svc.registry.clone(),
+            self.svc.clock.clone(),
+            5,
+        ));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             consumer
@@ -196,7 +201,12 @@ impl World {
             max_backoff: chrono::Duration::milliseconds(500),
             ..RelayOptions::default()
         };
-        OutboxRelay::new(self.svc.clone(), publisher, options)
+        OutboxRelay::new(
+            self.svc.outbox.clone(),
+            self.svc.clock.clone(),
+            publisher,
+            options,
+        )
     }
 
     async fn wait_for(
