@@ -343,12 +343,7 @@ pub async fn build(config: &Config, role: Role) -> Result<Built, StartError> {
     if matches!(role, Role::Worker | Role::All) {
         let jobs = Jobs {
             lottery: &lottery,
-            relay: OutboxRelay::new(
-                svc.outbox.clone(),
-                svc.clock.clone(),
-                publisher,
-                RelayOptions::default(),
-            ),
+            relay: relay(&svc, publisher),
             delivery: delivery.clone(),
             metrics: metrics.clone(),
         };
@@ -379,6 +374,16 @@ pub async fn build(config: &Config, role: Role) -> Result<Built, StartError> {
         listeners,
         stop,
     })
+}
+
+/// The outbox relay, publishing to `publisher`.
+fn relay(svc: &Services, publisher: Arc<dyn EventPublisher>) -> OutboxRelay {
+    OutboxRelay::new(
+        svc.outbox.clone(),
+        svc.clock.clone(),
+        publisher,
+        RelayOptions::default(),
+    )
 }
 
 /// The award consumer, and where the relay publishes: the broker, or (embedded) straight to
