@@ -169,9 +169,6 @@ impl Lottery {
                 self.svc.stock.user_takes(req.activity, &req.user).await,
                 Ok(Some(0))
             );
-        if config.known_sold_out(now.timestamp_millis()) && !may_replay {
-            return Err(ParticipationError::SoldOut.into());
-        }
         if may_replay
             && let Some(key) = &req.idempotency_key
             && let Some(past) = self.replay(&req.user, key, req.activity).await?
@@ -266,7 +263,7 @@ impl Lottery {
         claim: &StockClaim,
         config: &ActivityConfig,
     ) -> Result<Granted, AppError> {
-        match self.claim(claim).await? {
+        match self.claim(claim, config).await? {
             ClaimOutcome::SoldOut => {
                 config.mark_sold_out(self.svc.clock.now().timestamp_millis());
                 Err(ParticipationError::SoldOut.into())
@@ -319,7 +316,7 @@ impl Lottery {
                     })
             }
             RecordOutcome::StaleGeneration => {
-                self.catch_up_stock(req.activity, generation).await;
+                self.catch_up_stock(config, generation).await;
                 Err(AppError::Stale)
             }
             RecordOutcome::Voided | RecordOutcome::TakeNotOpen | RecordOutcome::Recorded => Err(
@@ -405,12 +402,16 @@ impl Lottery {
 
     /// Claims stock, loading the store from the database when it does not hold the activity
     /// or the user (in the stock's generation) yet.
-    async fn claim(&self, claim: &StockClaim) -> Result<ClaimOutcome, AppError> {
+    async fn claim(
+        &self,
+        claim: &StockClaim,
+        config: &ActivityConfig,
+    ) -> Result<ClaimOutcome, AppError> {
         for _ in 0..4 {
             match self.svc.stock.claim(claim).await {
                 Ok(outcome) => return Ok(outcome),
-                Err(StockError::NotLoaded(Missing::Activity(id, seen))) => {
-                    self.reload_stock(id, seen, claim.expires_at).await?;
+                Err(StockError::NotLoaded(Missing::Activity(_, seen))) => {
+                    self.reload_stock(config, seen).await?;
                 }
                 Err(StockError::NotLoaded(Missing::User {
                     activity,
@@ -441,10 +442,10 @@ impl Lottery {
     /// reloading again would only fence off that generation's claims in flight.
     pub(crate) async fn reload_stock(
         &self,
-        id: ActivityId,
+        config: &ActivityConfig,
         seen: u64,
-        expires_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), AppError> {
+        let id = config.activity.id();
         // One reload at a time in this process; the others then find it done.
         let _one = self.reloading.lock().await;
         let live = self.svc.stock.generation(id).await?.unwrap_or(0);
@@ -459,7 +460,6 @@ impl Lottery {
             .fence_stock(id, min)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("activity {id}")))?;
-        let stock = u64::from(self.cache.get(id).await?.activity.stock());
         self.svc
             .stock
             .load_activity(&StockSnapshot {
@@ -467,8 +467,8 @@ impl Lottery {
                 generation,
                 stock_left: counts.stock_left,
                 awards_left: counts.awards_left,
-                expires_at,
-                nobody_drew: counts.stock_left >= stock,
+                expires_at: config.key_expiry(),
+                nobody_drew: counts.stock_left >= u64::from(config.activity.stock()),
             })
             .await?;
         Ok(())
@@ -477,14 +477,12 @@ impl Lottery {
     /// A record was refused for an old generation. If the store still holds that generation
     /// (a reload raised the fences but died before loading), reload it now; otherwise a
     /// newer generation is live and nothing is needed.
-    async fn catch_up_stock(&self, id: ActivityId, generation: u64) {
+    async fn catch_up_stock(&self, config: &ActivityConfig, generation: u64) {
+        let id = config.activity.id();
         if !matches!(self.svc.stock.generation(id).await, Ok(Some(g)) if g <= generation) {
             return;
         }
-        let Ok(config) = self.cache.get(id).await else {
-            return;
-        };
-        if let Err(e) = self.reload_stock(id, generation, config.key_expiry()).await {
+        if let Err(e) = self.reload_stock(config, generation).await {
             warn!(activity = %id, error = %e, "could not reload stock behind its fence");
         }
     }

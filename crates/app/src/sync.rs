@@ -74,9 +74,7 @@ impl StockSync {
             error!(activity = %id, ?recorded, ?live,
                 "stock store holds more than the records allow; reloading it");
             let config = self.lottery.cache().get(id).await?;
-            self.lottery
-                .reload_stock(id, generation, config.key_expiry())
-                .await?;
+            self.lottery.reload_stock(&config, generation).await?;
             let Some(reloaded) = self.lottery.live_stock(id).await? else {
                 return Ok(None);
             };
