@@ -289,13 +289,23 @@ impl Lottery {
     /// Live stock, falling back to the database's view for whatever the stock store has not
     /// loaded (or when it is unreachable).
     pub async fn stock(&self, id: ActivityId) -> Result<lottery_activity::StockCounts, AppError> {
+        let live = self.live_stock(id).await.ok().flatten();
+        self.stock_over(id, live).await
+    }
+
+    /// The database's counts, overridden by what `live` (the stock store's view) holds.
+    pub(crate) async fn stock_over(
+        &self,
+        id: ActivityId,
+        live: Option<lottery_activity::StockCounts>,
+    ) -> Result<lottery_activity::StockCounts, AppError> {
         let db = self
             .svc
             .activities
             .stock_counts(id)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("activity {id}")))?;
-        let Ok(Some(live)) = self.live_stock(id).await else {
+        let Some(live) = live else {
             return Ok(db);
         };
         let awards_left = db

@@ -34,9 +34,9 @@ impl Lottery {
     /// databases' counts only when the store has not loaded the activity.
     pub async fn activity_view(&self, id: ActivityId) -> Result<ActivityView, AppError> {
         let config = self.cache.get(id).await?;
-        let stock = match self.live_stock(id).await {
-            Ok(Some(live)) if live.awards_left.len() == config.strategy().awards().len() => live,
-            _ => self.stock(id).await?,
+        let stock = match self.live_stock(id).await.ok().flatten() {
+            Some(live) if live.awards_left.len() == config.strategy().awards().len() => live,
+            partial => self.stock_over(id, partial).await?,
         };
         Ok(ActivityView { config, stock })
     }
