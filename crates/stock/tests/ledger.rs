@@ -683,7 +683,8 @@ async fn pending_claims_are_listed_until_settled_or_released(s: &Subject) {
 
 async fn every_key_expires(s: &Subject) {
     let l = &*s.ledger;
-    let soon = Utc::now() + chrono::Duration::milliseconds(800);
+    // Long enough that a busy machine reads every key (and its time to live) before it goes.
+    let soon = Utc::now() + chrono::Duration::milliseconds(3_000);
     l.load_activity(&StockSnapshot {
         activity_id: act(),
         generation: 1,
@@ -713,7 +714,7 @@ async fn every_key_expires(s: &Subject) {
     for (key, ttl) in &keys {
         assert!(*ttl > 0, "key {key} has no expiry ({ttl})");
     }
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    tokio::time::sleep(Duration::from_millis(3_200)).await;
     assert_eq!(l.stock_left(act()).await, Ok(None));
     assert_eq!(
         l.awards_left(act(), &[aid(1), aid(2)]).await,
