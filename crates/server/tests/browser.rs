@@ -301,7 +301,14 @@ async fn wait_for(app: &App, id: &str, ready: impl Fn(&Value) -> bool) -> Value 
 #[ignore = "needs chromium and the npm packages in web/"]
 async fn an_admin_and_a_player_in_a_real_browser() {
     require_browser_tooling();
-    let app = App::spawn(Mode::Embedded).await;
+    // The admin moves the activity through its states by hand; the scheduler, which would
+    // start an approved activity whose time has come, must not win that race (the start
+    // button would then meet a 409), so its state round runs only once, at start.
+    let app = App::spawn_with(
+        Mode::Embedded,
+        &[("LOTTERY_WORKERS__STATE_INTERVAL_MS", "3600000")],
+    )
+    .await;
     let player = app.user("browser-player").await;
 
     // An approved activity that opens tomorrow, for the play page's "not started" message.
