@@ -15,10 +15,12 @@ mod config;
 mod dialect;
 mod error;
 mod router;
+mod settings;
 mod spread;
 
 pub use config::RouterConfig;
 pub use dialect::{Dialect, redact_url};
 pub use error::RouterError;
 pub use router::Router;
+pub use settings::DatabaseConfig;
 pub use spread::{Route, Spread, java_string_hash};

@@ -10,6 +10,7 @@ mod connect;
 mod consumer;
 mod error;
 mod publisher;
+mod settings;
 mod topology;
 
 pub use admin::MqAdmin;
@@ -17,4 +18,5 @@ pub use config::MqConfig;
 pub use consumer::AmqpConsumer;
 pub use error::MqError;
 pub use publisher::AmqpPublisher;
+pub use settings::AmqpConfig;
 pub use topology::Topology;

@@ -154,7 +154,7 @@ async fn backends(config: &Config) -> Result<Backends, StartError> {
         Topology::Cluster { redis, amqp, .. } => (redis, amqp),
     };
     let stock =
-        RedisLedger::connect(&redis.url, redis.ledger_options(config.redis_prefix())).await?;
+        RedisLedger::connect(&redis.url, redis.ledger_options(&config.deployment_name())).await?;
     check_redis(&stock).await?;
     let mq = amqp.mq_config(&config.deployment_name());
     // Declare the queues before anything is published, so no message is unroutable.

@@ -12,6 +12,10 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+pub use db_router::DatabaseConfig;
+pub use lottery_mq::AmqpConfig;
+pub use lottery_stock::RedisConfig;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -44,88 +48,6 @@ pub struct EmbeddedConfig {
     /// Shard databases (SQLite files) and tables per shard.
     pub shards: u32,
     pub tables: u32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatabaseConfig {
-    pub global_url: String,
-    pub shard_urls: Vec<String>,
-    pub tables: u32,
-    /// Database connections this instance may open in all, over the global database and
-    /// every shard: each pool gets `max(2, max_connections / (1 + shards))`. Size it so
-    /// that instances times this stays below the server's `max_connections`.
-    #[serde(default = "default_connections")]
-    pub max_connections: u32,
-    /// Bounds on waiting for the databases, in milliseconds (unset: the router's defaults,
-    /// listed in `docs/operations.md`).
-    #[serde(default)]
-    pub acquire_timeout_ms: Option<u64>,
-    #[serde(default)]
-    pub statement_timeout_ms: Option<u64>,
-    #[serde(default)]
-    pub read_timeout_ms: Option<u64>,
-    #[serde(default)]
-    pub idle_transaction_timeout_secs: Option<u64>,
-}
-
-impl DatabaseConfig {
-    /// Fields other than the layout and budget, left to the router's defaults (for literals
-    /// in tests: `..DatabaseConfig::default_timeouts()`).
-    #[cfg(test)]
-    fn default_timeouts() -> Self {
-        Self {
-            global_url: String::new(),
-            shard_urls: Vec::new(),
-            tables: 1,
-            max_connections: default_connections(),
-            acquire_timeout_ms: None,
-            statement_timeout_ms: None,
-            read_timeout_ms: None,
-            idle_transaction_timeout_secs: None,
-        }
-    }
-
-    /// The size of each of the instance's pools (one per database).
-    pub fn per_pool(&self) -> u32 {
-        let pools = 1 + u32::try_from(self.shard_urls.len()).unwrap_or(u32::MAX);
-        (self.max_connections / pools.max(1)).max(2)
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RedisConfig {
-    pub url: String,
-    /// Prefix of every key (default: the deployment's name), so deployments sharing a Redis
-    /// keep apart.
-    #[serde(default)]
-    pub prefix: Option<String>,
-    #[serde(default = "default_pool")]
-    pub pool_size: usize,
-    /// Bound on getting a connection and on each operation, in milliseconds (unset: 2 s).
-    #[serde(default)]
-    pub timeout_ms: Option<u64>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AmqpConfig {
-    pub url: String,
-    #[serde(default = "default_prefetch")]
-    pub prefetch: u16,
-    /// Topic exchange for events (default `<deployment>.events`).
-    #[serde(default)]
-    pub exchange: Option<String>,
-    /// Prefix of the queue names (default: the deployment's name).
-    #[serde(default)]
-    pub queue_prefix: Option<String>,
-    /// Bound on opening a connection and its channel, in milliseconds (unset: the adapter's).
-    #[serde(default)]
-    pub connect_timeout_ms: Option<u64>,
-    /// Bound on waiting for a publish confirmation, in milliseconds (unset: the adapter's).
-    #[serde(default)]
-    pub confirm_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -201,16 +123,6 @@ pub struct WorkerConfig {
     pub consumer_concurrency: usize,
     /// Delivery attempts before a grant is marked failed.
     pub grant_attempts: u32,
-}
-
-fn default_connections() -> u32 {
-    48
-}
-fn default_pool() -> usize {
-    32
-}
-fn default_prefetch() -> u16 {
-    64
 }
 
 impl Default for Config {
@@ -292,6 +204,22 @@ pub enum ConfigError {
     Load(Box<figment::Error>),
     #[error("configuration: {0}")]
     Invalid(String),
+    /// An adapter's section, refused by the adapter's own validation.
+    #[error("configuration [{section}]")]
+    Section {
+        section: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+fn section<E: std::error::Error + Send + Sync + 'static>(
+    section: &'static str,
+) -> impl FnOnce(E) -> ConfigError {
+    move |e| ConfigError::Section {
+        section,
+        source: Box::new(e),
+    }
 }
 
 /// Which adapters run.
@@ -311,71 +239,6 @@ pub enum Topology<'a> {
         redis: &'a RedisConfig,
         amqp: &'a AmqpConfig,
     },
-}
-
-impl DatabaseConfig {
-    /// The router's settings: this instance's connection budget split over its pools, and
-    /// the bounds that are set (the router's defaults otherwise).
-    pub fn router_config(&self) -> db_router::RouterConfig {
-        let mut rc = db_router::RouterConfig::new(
-            self.global_url.clone(),
-            self.shard_urls.clone(),
-            self.tables,
-        );
-        rc.max_connections = self.per_pool();
-        if let Some(ms) = self.acquire_timeout_ms {
-            rc.acquire_timeout_ms = ms;
-        }
-        if let Some(ms) = self.statement_timeout_ms {
-            rc.statement_timeout_ms = ms;
-        }
-        if let Some(ms) = self.read_timeout_ms {
-            rc.read_timeout_ms = ms;
-        }
-        if let Some(secs) = self.idle_transaction_timeout_secs {
-            rc.idle_transaction_timeout_secs = secs;
-        }
-        rc
-    }
-}
-
-impl RedisConfig {
-    /// The stock store's settings, keys under `prefix`.
-    pub fn ledger_options(&self, prefix: String) -> lottery_stock::RedisLedgerOptions {
-        let mut options = lottery_stock::RedisLedgerOptions {
-            prefix,
-            pool_size: self.pool_size,
-            ..lottery_stock::RedisLedgerOptions::default()
-        };
-        if let Some(ms) = self.timeout_ms {
-            options.timeout = std::time::Duration::from_millis(ms);
-        }
-        options
-    }
-}
-
-impl AmqpConfig {
-    /// The broker adapter's settings, its names derived from the deployment's unless set:
-    /// two deployments on one vhost must never consume each other's messages.
-    pub fn mq_config(&self, deployment: &str) -> lottery_mq::MqConfig {
-        let mut mq = lottery_mq::MqConfig::new(self.url.clone());
-        mq.prefetch = self.prefetch;
-        mq.exchange = self
-            .exchange
-            .clone()
-            .unwrap_or_else(|| format!("{deployment}.events"));
-        mq.queue_prefix = self
-            .queue_prefix
-            .clone()
-            .unwrap_or_else(|| deployment.to_owned());
-        if let Some(ms) = self.connect_timeout_ms {
-            mq.connect_timeout_ms = ms;
-        }
-        if let Some(ms) = self.confirm_timeout_ms {
-            mq.confirm_timeout_ms = ms;
-        }
-        mq
-    }
 }
 
 impl Config {
@@ -405,10 +268,11 @@ impl Config {
 
     /// The Redis key prefix: configured, else the deployment's name.
     pub fn redis_prefix(&self) -> String {
-        self.redis
-            .as_ref()
-            .and_then(|r| r.prefix.clone())
-            .unwrap_or_else(|| self.deployment_name())
+        let deployment = self.deployment_name();
+        match &self.redis {
+            Some(redis) => redis.key_prefix(&deployment),
+            None => deployment,
+        }
     }
 
     /// Defaults, then `file` (if any), then the environment.
@@ -459,6 +323,17 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Topology::Cluster {
+            database,
+            redis,
+            amqp,
+        } = self.topology()?
+        {
+            database.validate().map_err(section("database"))?;
+            redis.validate().map_err(section("redis"))?;
+            amqp.validate(&self.deployment_name())
+                .map_err(section("amqp"))?;
+        }
         let short_secret = self
             .auth
             .jwt_secret
@@ -497,13 +372,11 @@ mod tests {
     #[test]
     fn broker_and_redis_names_come_from_the_deployment() {
         let mut c = Config {
-            database: Some(DatabaseConfig {
-                global_url: "mysql://u:p@db:3306/shop_lottery?ssl-mode=disabled".into(),
-                shard_urls: vec!["mysql://u:p@db/s1".into()],
-                tables: 4,
-                max_connections: 8,
-                ..DatabaseConfig::default_timeouts()
-            }),
+            database: Some(DatabaseConfig::new(
+                "mysql://u:p@db:3306/shop_lottery?ssl-mode=disabled",
+                vec!["mysql://u:p@db/s1".into()],
+                4,
+            )),
             ..Config::default()
         };
         assert_eq!(c.deployment_name(), "shop_lottery");
@@ -511,25 +384,6 @@ mod tests {
         c.deployment = Some("spring campaign!".into());
         assert_eq!(c.deployment_name(), "springcampaign");
         assert_eq!(Config::default().deployment_name(), "lottery");
-    }
-
-    #[test]
-    fn the_connection_budget_is_per_instance() {
-        let db = DatabaseConfig {
-            global_url: "mysql://root@127.0.0.1/g".into(),
-            shard_urls: vec!["mysql://a/s1".into(), "mysql://b/s2".into()],
-            tables: 4,
-            max_connections: 32,
-            ..DatabaseConfig::default_timeouts()
-        };
-        // Three pools of 10: 30 connections at most, within the budget of 32.
-        assert_eq!(db.per_pool(), 10);
-        assert!(db.per_pool() * 3 <= db.max_connections);
-        let tiny = DatabaseConfig {
-            max_connections: 3,
-            ..db
-        };
-        assert_eq!(tiny.per_pool(), 2, "every pool keeps two connections");
     }
 
     #[test]
@@ -552,33 +406,34 @@ mod tests {
     #[test]
     fn cluster_needs_redis_amqp_and_a_secret() {
         let mut c = Config {
-            database: Some(DatabaseConfig {
-                global_url: "mysql://root@127.0.0.1/g".into(),
-                shard_urls: vec!["mysql://root@127.0.0.1/s1".into()],
-                tables: 4,
-                max_connections: 8,
-                ..DatabaseConfig::default_timeouts()
-            }),
+            database: Some(DatabaseConfig::new(
+                "mysql://root@127.0.0.1/g",
+                vec!["mysql://root@127.0.0.1/s1".into()],
+                4,
+            )),
             ..Config::default()
         };
         assert!(c.validate().is_err());
-        c.redis = Some(RedisConfig {
-            url: "redis://127.0.0.1".into(),
-            prefix: Some("l".into()),
-            pool_size: 4,
-            timeout_ms: None,
-        });
-        c.amqp = Some(AmqpConfig {
-            url: "amqp://127.0.0.1".into(),
-            prefetch: 8,
-            exchange: None,
-            queue_prefix: None,
-            connect_timeout_ms: None,
-            confirm_timeout_ms: None,
-        });
+        c.redis = Some(RedisConfig::new("redis://127.0.0.1"));
+        c.amqp = Some(AmqpConfig::new("amqp://127.0.0.1"));
         assert!(c.validate().is_err(), "no secret");
         c.auth.jwt_secret = Some(Secret::new("x".repeat(32)));
         c.validate().expect("complete cluster config");
+        if let Some(redis) = c.redis.as_mut() {
+            redis.pool_size = 0;
+        }
+        let e = c.validate().expect_err("the adapter's validation runs");
+        assert!(
+            matches!(
+                e,
+                ConfigError::Section {
+                    section: "redis",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        c.redis = Some(RedisConfig::new("redis://127.0.0.1"));
         let shown = format!("{c:?} {}", serde_json::to_string(&c).expect("json"));
         assert!(!shown.contains(&"x".repeat(32)), "the secret never prints");
     }

@@ -4,10 +4,12 @@
 //! pass the same test suite (`tests/ledger.rs`).
 
 mod change_feed;
+mod config;
 mod memory;
 mod redis_ledger;
 
 pub use change_feed::RedisChangeFeed;
+pub use config::{RedisConfig, RedisConfigError};
 pub use memory::MemoryLedger;
 pub use redis_ledger::{RedisLedger, RedisLedgerOptions, RedisSettings};
 
