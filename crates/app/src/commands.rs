@@ -1,17 +1,26 @@
-//! Admin use cases (deploy, revise, review actions, rule trees) and the user's views.
+//! Admin use cases: deploy, revise, review actions, rule trees.
 
 use chrono::{DateTime, Utc};
 use lottery_activity::{
     Action, Activity, ActivityFilter, ActivitySpec, ActivityState, Deploy, Deployment, Page,
-    Revise, TakenId, UserTake, WinOrder,
+    Revise, TakenId,
 };
 use lottery_award::{Award, AwardKind};
-use lottery_domain::{ActivityId, AwardId, StrategyId, TreeId, UserId};
+use lottery_domain::{ActivityId, AwardId, StrategyId, TreeId};
 use lottery_rule::RuleTree;
 use lottery_strategy::{DrawMode, Rate, Strategy, StrategyAward};
 use serde::{Deserialize, Serialize};
 
-use crate::{AppError, Lottery};
+use std::sync::Arc;
+
+use lottery_activity::{ActivityRepository, OrderRepository};
+use lottery_award::{AwardRegistry, AwardRepository};
+use lottery_ids::IdSource;
+use lottery_rule::RuleTreeRepository;
+use lottery_strategy::StrategyRepository;
+
+use crate::AppError;
+use crate::parts::{Changes, StockView};
 
 /// One award of a deploy request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,20 +73,32 @@ pub struct Deployed {
     pub state: ActivityState,
 }
 
-/// A user's standing in one activity.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct UserActivityView {
-    pub activity_id: ActivityId,
-    pub take_limit: u32,
-    pub takes_used: u32,
-    pub takes_left: u32,
-}
-
 fn invalid(e: impl std::fmt::Display) -> AppError {
     AppError::Invalid(e.to_string())
 }
 
-impl Lottery {
+/// The admin use cases: deploy, revise, review actions, rule trees, the admin's views.
+/// Holds only the ports they use.
+#[derive(Clone)]
+pub struct Administration {
+    pub(crate) activities: Arc<dyn ActivityRepository>,
+    pub(crate) strategies: Arc<dyn StrategyRepository>,
+    pub(crate) awards: Arc<dyn AwardRepository>,
+    pub(crate) rule_trees: Arc<dyn RuleTreeRepository>,
+    pub(crate) orders: Arc<dyn OrderRepository>,
+    pub(crate) ids: Arc<dyn IdSource>,
+    pub(crate) registry: AwardRegistry,
+    pub(crate) stock: StockView,
+    pub(crate) changes: Changes,
+}
+
+impl std::fmt::Debug for Administration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Administration").finish_non_exhaustive()
+    }
+}
+
+impl Administration {
     fn build_deployment(
         &self,
         cmd: DeployCommand,
@@ -90,7 +111,7 @@ impl Lottery {
         for spec in cmd.strategy.awards {
             let id = match spec.award_id {
                 Some(id) => id,
-                None => self.svc.ids.award_id()?,
+                None => self.ids.award_id()?,
             };
             awards.push(
                 Award::new(id, spec.kind, spec.name, spec.content)
@@ -118,7 +139,7 @@ impl Lottery {
             take_limit: cmd.take_limit,
         };
         let activity = Activity::new(activity_id, spec, strategy_id, creator).map_err(invalid)?;
-        Deployment::new(activity, strategy, awards, &self.svc.registry).map_err(invalid)
+        Deployment::new(activity, strategy, awards, &self.registry).map_err(invalid)
     }
 
     /// Deploys an activity with its strategy and awards, in `editing`. Ids not supplied are
@@ -136,15 +157,15 @@ impl Lottery {
         let mut ids = (cmd.activity_id, cmd.strategy_id);
         let mut award_ids = Vec::new();
         for _ in 0..ATTEMPTS {
-            let activity_id = ids.0.unwrap_or_else(|| self.svc.ids.activity_id());
-            let strategy_id = ids.1.unwrap_or_else(|| self.svc.ids.strategy_id());
+            let activity_id = ids.0.unwrap_or_else(|| self.ids.activity_id());
+            let strategy_id = ids.1.unwrap_or_else(|| self.ids.strategy_id());
             let mut attempt = cmd.clone();
             for (spec, id) in attempt.strategy.awards.iter_mut().zip(&award_ids) {
                 spec.award_id = spec.award_id.or(Some(*id));
             }
             let d = self.build_deployment(attempt, activity_id, strategy_id, creator)?;
             award_ids = d.awards.iter().map(|a| a.id).collect();
-            let taken = match self.svc.activities.deploy(&d).await? {
+            let taken = match self.activities.deploy(&d).await? {
                 Deploy::Deployed => {
                     return Ok(Deployed {
                         activity_id,
@@ -194,7 +215,7 @@ impl Lottery {
             return Err(invalid_state(current.state()));
         }
         let d = self.build_deployment(cmd, id, current.strategy_id(), creator)?;
-        match self.svc.activities.revise(&d).await? {
+        match self.activities.revise(&d).await? {
             Revise::Revised => {}
             Revise::NotEditing => {
                 return Err(AppError::Conflict(format!(
@@ -207,7 +228,7 @@ impl Lottery {
                 )));
             }
         }
-        self.changed(id).await;
+        self.changes.changed(id).await;
         Ok(Deployed {
             activity_id: id,
             strategy_id: current.strategy_id(),
@@ -221,18 +242,17 @@ impl Lottery {
         let activity = self.activity(id).await?;
         let from = activity.state();
         let to = from.apply(action)?;
-        if !self.svc.activities.change_state(id, from, to).await? {
+        if !self.activities.change_state(id, from, to).await? {
             return Err(AppError::Conflict(format!(
                 "activity {id} changed state concurrently; reload and retry"
             )));
         }
-        self.changed(id).await;
+        self.changes.changed(id).await;
         Ok(to)
     }
 
     pub async fn activity(&self, id: ActivityId) -> Result<Activity, AppError> {
-        self.svc
-            .activities
+        self.activities
             .activity(id)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("activity {id}")))
@@ -243,19 +263,18 @@ impl Lottery {
         filter: &ActivityFilter,
         page: Page,
     ) -> Result<Vec<Activity>, AppError> {
-        Ok(self.svc.activities.list(filter, page).await?)
+        Ok(self.activities.list(filter, page).await?)
     }
 
     pub async fn strategy(&self, id: StrategyId) -> Result<Strategy, AppError> {
-        self.svc
-            .strategies
+        self.strategies
             .strategy(id)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("strategy {id}")))
     }
 
     pub async fn awards(&self, ids: &[AwardId]) -> Result<Vec<Award>, AppError> {
-        Ok(self.svc.awards.awards(ids).await?)
+        Ok(self.awards.awards(ids).await?)
     }
 
     /// Stock left as the stock store holds it: the activity's and each award's (awards the
@@ -264,78 +283,23 @@ impl Lottery {
         &self,
         id: ActivityId,
     ) -> Result<Option<lottery_activity::StockCounts>, AppError> {
-        let Some(stock_left) = self.svc.stock.stock_left(id).await? else {
-            return Ok(None);
-        };
-        let config = self.cache.get(id).await?;
-        let ids: Vec<AwardId> = config
-            .strategy()
-            .awards()
-            .iter()
-            .map(|a| a.award_id)
-            .collect();
-        let left = self.svc.stock.awards_left(id, &ids).await?;
-        let awards_left = ids
-            .into_iter()
-            .zip(left)
-            .filter_map(|(a, l)| l.map(|l| (a, l)))
-            .collect();
-        Ok(Some(lottery_activity::StockCounts {
-            stock_left,
-            awards_left,
-        }))
+        self.stock.live(id).await
     }
 
     /// Live stock, falling back to the database's view for whatever the stock store has not
     /// loaded (or when it is unreachable).
     pub async fn stock(&self, id: ActivityId) -> Result<lottery_activity::StockCounts, AppError> {
-        let live = self.live_stock(id).await.ok().flatten();
-        self.stock_over(id, live).await
-    }
-
-    /// The database's counts, overridden by what `live` (the stock store's view) holds.
-    pub(crate) async fn stock_over(
-        &self,
-        id: ActivityId,
-        live: Option<lottery_activity::StockCounts>,
-    ) -> Result<lottery_activity::StockCounts, AppError> {
-        let db = self
-            .svc
-            .activities
-            .stock_counts(id)
-            .await?
-            .ok_or_else(|| AppError::NotFound(format!("activity {id}")))?;
-        let Some(live) = live else {
-            return Ok(db);
-        };
-        let awards_left = db
-            .awards_left
-            .iter()
-            .map(|(a, n)| {
-                (
-                    *a,
-                    live.awards_left
-                        .iter()
-                        .find(|(x, _)| x == a)
-                        .map_or(*n, |(_, l)| *l),
-                )
-            })
-            .collect();
-        Ok(lottery_activity::StockCounts {
-            stock_left: live.stock_left,
-            awards_left,
-        })
+        self.stock.counts(id).await
     }
 
     /// Validates and stores a rule tree (with a generated id unless the tree has one).
     pub async fn save_tree(&self, tree: RuleTree) -> Result<TreeId, AppError> {
-        self.svc.rule_trees.save(&tree).await?;
+        self.rule_trees.save(&tree).await?;
         Ok(tree.id())
     }
 
     pub async fn tree(&self, id: TreeId) -> Result<RuleTree, AppError> {
-        self.svc
-            .rule_trees
+        self.rule_trees
             .tree(id)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("rule tree {id}")))
@@ -343,7 +307,7 @@ impl Lottery {
 
     /// Stored rule trees, newest first.
     pub async fn trees(&self, page: Page) -> Result<Vec<lottery_rule::TreeSummary>, AppError> {
-        Ok(self.svc.rule_trees.list(page.offset, page.limit).await?)
+        Ok(self.rule_trees.list(page.offset, page.limit).await?)
     }
 
     /// How many of the activity's orders are in each grant state.
@@ -351,40 +315,11 @@ impl Lottery {
         &self,
         id: ActivityId,
     ) -> Result<Vec<(lottery_award::GrantState, u64)>, AppError> {
-        Ok(self.svc.orders.grant_counts(id).await?)
+        Ok(self.orders.grant_counts(id).await?)
     }
 
     pub fn new_tree_id(&self) -> Result<TreeId, AppError> {
-        Ok(self.svc.ids.tree_id()?)
-    }
-
-    pub async fn user_orders(&self, user: &UserId, page: Page) -> Result<Vec<WinOrder>, AppError> {
-        Ok(self.svc.orders.orders(user, page).await?)
-    }
-
-    pub async fn user_takes(
-        &self,
-        user: &UserId,
-        activity: Option<ActivityId>,
-        page: Page,
-    ) -> Result<Vec<UserTake>, AppError> {
-        Ok(self.svc.takes.takes(user, activity, page).await?)
-    }
-
-    pub async fn user_activity(
-        &self,
-        user: &UserId,
-        id: ActivityId,
-    ) -> Result<UserActivityView, AppError> {
-        let config = self.cache.get(id).await?;
-        let used = self.svc.takes.takes_used(user, id).await?;
-        let limit = config.activity.take_limit();
-        Ok(UserActivityView {
-            activity_id: id,
-            take_limit: limit,
-            takes_used: used,
-            takes_left: limit.saturating_sub(used),
-        })
+        Ok(self.ids.tree_id()?)
     }
 }
 

@@ -13,23 +13,27 @@
 //! reconciler when neither can be known now. A started draw runs to its end on a task of its
 //! own, whether or not its caller waits.
 
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use lottery_activity::{
-    AwardInvoice, ClaimFate, ClaimOutcome, ClaimRef, DrawRecord, Missing, OutboxMessage,
-    ParticipationError, PastDraw, RecordOutcome, StockClaim, StockError, StockSnapshot, TakeState,
-    UserTake, WinOrder,
+    AwardInvoice, ClaimFate, ClaimOutcome, ClaimRef, DrawRecord, DrawRepository, Missing,
+    OutboxMessage, ParticipationError, PastDraw, RecordOutcome, StockClaim, StockError,
+    StockLedger, TakeRepository, TakeState, UserTake, WinOrder,
 };
-use lottery_award::{Award, GrantState, ShippingAddress};
-use lottery_domain::{ActivityId, AwardId, OrderId, TakeId, UserId};
-use lottery_rule::{Facts, RuleTree};
+use lottery_award::{Award, AwardRegistry, GrantState, ShippingAddress};
+use lottery_domain::{ActivityId, AwardId, Clock, OrderId, TakeId, TreeId, UserId};
+use lottery_ids::IdSource;
+use lottery_rule::{Facts, RuleTreeRepository};
 use lottery_strategy::Draw;
 use serde::Serialize;
-use tracing::{Instrument, warn};
+use tracing::Instrument;
 
 use crate::cache::ActivityConfig;
 use crate::inflight::Joined;
-use crate::{AppError, Lottery};
+use crate::parts::StockLoader;
+use crate::settle::Settler;
+use crate::{AppError, ConfigCache};
 
 /// Longest accepted idempotency key.
 pub const MAX_IDEMPOTENCY_KEY: usize = 64;
@@ -93,6 +97,33 @@ impl DrawResult {
 /// How long a caller waits for a draw's outcome by default; the draw itself goes on.
 pub const DEFAULT_DRAW_DEADLINE: StdDuration = StdDuration::from_secs(8);
 
+/// The draw use cases: draw, draw by rules, replay. Holds only the ports a draw uses.
+#[derive(Clone)]
+pub struct Drawing {
+    pub(crate) cache: Arc<ConfigCache>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) ids: Arc<dyn IdSource>,
+    pub(crate) registry: AwardRegistry,
+    pub(crate) stock: Arc<dyn StockLedger>,
+    pub(crate) takes: Arc<dyn TakeRepository>,
+    pub(crate) draws: Arc<dyn DrawRepository>,
+    pub(crate) rule_trees: Arc<dyn RuleTreeRepository>,
+    pub(crate) loader: StockLoader,
+    pub(crate) settler: Settler,
+    /// How long a caller waits for a draw's outcome.
+    pub(crate) deadline: StdDuration,
+    /// Keyed draws running in this process.
+    pub(crate) in_flight: crate::inflight::InFlight,
+}
+
+impl std::fmt::Debug for Drawing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Drawing")
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What a claim granted, to be recorded.
 struct Granted {
     award: Option<AwardId>,
@@ -100,7 +131,7 @@ struct Granted {
     generation: u64,
 }
 
-impl Lottery {
+impl Drawing {
     /// Takes part in an activity and draws.
     ///
     /// The draw runs on a task of its own and always ends recorded or given back; when its
@@ -144,7 +175,7 @@ impl Lottery {
                 (outcome, false)
             }
         };
-        let waited = tokio::time::timeout(self.draw_deadline, outcome.wait_for(Option::is_some));
+        let waited = tokio::time::timeout(self.deadline, outcome.wait_for(Option::is_some));
         let result = match waited.await {
             Ok(Ok(result)) => result.clone().unwrap_or(Err(AppError::OutcomeUnknown)),
             Ok(Err(_)) => Err(AppError::Internal(
@@ -160,13 +191,13 @@ impl Lottery {
 
     async fn run_draw(&self, req: DrawRequest) -> Result<DrawResult, AppError> {
         let config = self.cache.get(req.activity).await?;
-        let now = self.svc.clock.now();
+        let now = self.clock.now();
         // Only a user who took part can have a draw to replay, and the stock store knows who
         // did: a new user's keyed draw (the shape of a spike) touches no database before its
         // claim, and a sold-out answer none at all.
         let may_replay = req.idempotency_key.is_some()
             && !matches!(
-                self.svc.stock.user_takes(req.activity, &req.user).await,
+                self.stock.user_takes(req.activity, &req.user).await,
                 Ok(Some(0))
             );
         if may_replay
@@ -222,7 +253,7 @@ impl Lottery {
             fallback: granted.fallback,
             replayed: false,
         };
-        match self.svc.draws.record_draw(record).await {
+        match self.draws.record_draw(record).await {
             Ok(RecordOutcome::Recorded) => {
                 self.settler.recorded(req.activity, claim.claim_id);
                 Ok(result)
@@ -246,7 +277,7 @@ impl Lottery {
             }
         };
         Ok(StockClaim {
-            claim_id: self.svc.ids.take_id()?,
+            claim_id: self.ids.take_id()?,
             activity_id: req.activity,
             user_id: req.user.clone(),
             take: true,
@@ -265,7 +296,7 @@ impl Lottery {
     ) -> Result<Granted, AppError> {
         match self.claim(claim, config).await? {
             ClaimOutcome::SoldOut => {
-                config.mark_sold_out(self.svc.clock.now().timestamp_millis());
+                config.mark_sold_out(self.clock.now().timestamp_millis());
                 Err(ParticipationError::SoldOut.into())
             }
             ClaimOutcome::QuotaExhausted => Err(self.quota_exhausted(config)),
@@ -316,7 +347,7 @@ impl Lottery {
                     })
             }
             RecordOutcome::StaleGeneration => {
-                self.catch_up_stock(config, generation).await;
+                self.loader.catch_up(config, generation).await;
                 Err(AppError::Stale)
             }
             RecordOutcome::Voided | RecordOutcome::TakeNotOpen | RecordOutcome::Recorded => Err(
@@ -339,7 +370,7 @@ impl Lottery {
             user_id: claim.user_id.clone(),
             activity_id: claim.activity_id,
         };
-        match self.svc.draws.settle_claim(&pair).await {
+        match self.draws.settle_claim(&pair).await {
             Ok(ClaimFate::Recorded) => {
                 self.settler.recorded(claim.activity_id, claim.claim_id);
                 Ok(result)
@@ -354,15 +385,20 @@ impl Lottery {
         }
     }
 
-    /// Picks the activity with a rule tree from the user's facts, then draws.
+    /// Picks the activity with a stored rule tree from the user's facts, then draws.
     pub async fn draw_by_rules(
         &self,
         user: UserId,
-        tree: &RuleTree,
+        tree: TreeId,
         facts: &Facts,
         idempotency_key: Option<String>,
         shipping: Option<ShippingAddress>,
     ) -> Result<DrawResult, AppError> {
+        let tree = self
+            .rule_trees
+            .tree(tree)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("rule tree {tree}")))?;
         let decision = tree
             .evaluate(facts)
             .map_err(|e| AppError::Invalid(e.to_string()))?;
@@ -388,7 +424,7 @@ impl Lottery {
         key: &str,
         activity: ActivityId,
     ) -> Result<Option<DrawResult>, AppError> {
-        let Some(past) = self.svc.draws.find_by_key(user, key).await? else {
+        let Some(past) = self.draws.find_by_key(user, key).await? else {
             return Ok(None);
         };
         if past.take.activity_id != activity {
@@ -408,19 +444,18 @@ impl Lottery {
         config: &ActivityConfig,
     ) -> Result<ClaimOutcome, AppError> {
         for _ in 0..4 {
-            match self.svc.stock.claim(claim).await {
+            match self.stock.claim(claim).await {
                 Ok(outcome) => return Ok(outcome),
                 Err(StockError::NotLoaded(Missing::Activity(_, seen))) => {
-                    self.reload_stock(config, seen).await?;
+                    self.loader.reload(config, seen).await?;
                 }
                 Err(StockError::NotLoaded(Missing::User {
                     activity,
                     user,
                     generation,
                 })) => {
-                    let used = self.svc.takes.takes_used(&user, activity).await?;
-                    self.svc
-                        .stock
+                    let used = self.takes.takes_used(&user, activity).await?;
+                    self.stock
                         .load_user(activity, &user, used, generation, claim.expires_at)
                         .await?;
                 }
@@ -436,61 +471,10 @@ impl Lottery {
         Err(AppError::Unavailable("stock could not be loaded".into()))
     }
 
-    /// (Re)loads an activity's stock under a new generation: fences the shards, counts what
-    /// they recorded, and loads the rest. Does nothing when the store already holds a
-    /// generation newer than `seen` (the one found lacking): someone reloaded meanwhile, and
-    /// reloading again would only fence off that generation's claims in flight.
-    pub(crate) async fn reload_stock(
-        &self,
-        config: &ActivityConfig,
-        seen: u64,
-    ) -> Result<(), AppError> {
-        let id = config.activity.id();
-        // One reload at a time in this process; the others then find it done.
-        let _one = self.reloading.lock().await;
-        let live = self.svc.stock.generation(id).await?.unwrap_or(0);
-        if live > seen {
-            return Ok(());
-        }
-        let clock = u64::try_from(self.svc.clock.now().timestamp_millis()).unwrap_or(0);
-        let min = clock.max(live + 1);
-        let (generation, counts) = self
-            .svc
-            .activities
-            .fence_stock(id, min)
-            .await?
-            .ok_or_else(|| AppError::NotFound(format!("activity {id}")))?;
-        self.svc
-            .stock
-            .load_activity(&StockSnapshot {
-                activity_id: id,
-                generation,
-                stock_left: counts.stock_left,
-                awards_left: counts.awards_left,
-                expires_at: config.key_expiry(),
-                nobody_drew: counts.stock_left >= u64::from(config.activity.stock()),
-            })
-            .await?;
-        Ok(())
-    }
-
-    /// A record was refused for an old generation. If the store still holds that generation
-    /// (a reload raised the fences but died before loading), reload it now; otherwise a
-    /// newer generation is live and nothing is needed.
-    async fn catch_up_stock(&self, config: &ActivityConfig, generation: u64) {
-        let id = config.activity.id();
-        if !matches!(self.svc.stock.generation(id).await, Ok(Some(g)) if g <= generation) {
-            return;
-        }
-        if let Err(e) = self.reload_stock(config, generation).await {
-            warn!(activity = %id, error = %e, "could not reload stock behind its fence");
-        }
-    }
-
     /// Gives a claim back. If the store cannot be reached now, the claim stays pending and
     /// the reconciler gives it back once its record is known not to exist.
     pub(crate) async fn give_back(&self, claim: &StockClaim) {
-        if let Err(e) = self.svc.stock.release(claim).await {
+        if let Err(e) = self.stock.release(claim).await {
             // Many at once while the store is down; the reconciler reports what it repairs.
             tracing::debug!(claim = %claim.claim_id, activity = %claim.activity_id, error = %e,
                 "stock claim not given back now; the reconciler will");
@@ -504,7 +488,7 @@ impl Lottery {
         take_id: TakeId,
         granted: &Granted,
     ) -> Result<DrawRecord, AppError> {
-        let now = self.svc.clock.now();
+        let now = self.clock.now();
         let activity = &config.activity;
         let take = UserTake {
             take_id,
@@ -530,7 +514,7 @@ impl Lottery {
     }
 }
 
-impl Lottery {
+impl Drawing {
     /// The order of a win and its delivery message (none while a shipped prize waits for its
     /// address: nothing delivers it, or fails it, meanwhile).
     fn win_for(
@@ -547,10 +531,10 @@ impl Lottery {
             .get(&award)
             .cloned()
             .ok_or_else(|| AppError::Internal(format!("award {award} is not configured")))?;
-        let awaits_address = req.shipping.is_none() && self.svc.registry.needs_address(&award.kind);
+        let awaits_address = req.shipping.is_none() && self.registry.needs_address(&award.kind);
         let activity = &config.activity;
         let order = WinOrder {
-            order_id: self.svc.ids.order_id()?,
+            order_id: self.ids.order_id()?,
             take_id,
             user_id: req.user.clone(),
             activity_id: activity.id(),

@@ -1,7 +1,8 @@
 //! The application layer: use cases that orchestrate the domain through its ports.
 //!
 //! Nothing here knows which database, cache or broker is behind the ports: the composition
-//! root hands in a [`Services`] and gets a [`Lottery`].
+//! root hands in a [`Services`] and gets a [`Lottery`], whose services each keep only the
+//! ports they use.
 
 mod cache;
 mod commands;
@@ -11,6 +12,7 @@ mod error;
 mod identity;
 mod inflight;
 mod orders;
+mod parts;
 mod queries;
 mod quiet;
 mod reconcile;
@@ -32,13 +34,15 @@ use lottery_rule::RuleTreeRepository;
 use lottery_strategy::StrategyRepository;
 
 pub use cache::{ActivityConfig, CacheInvalidation, CacheStats, ConfigCache};
-pub use commands::{AwardSpec, DeployCommand, Deployed, StrategySpec, UserActivityView};
+pub use commands::{Administration, AwardSpec, DeployCommand, Deployed, StrategySpec};
 pub use delivery::{AwardDelivery, InProcessBus, OutboxRelay, RelayOptions, RelayReport};
-pub use draw::{DEFAULT_DRAW_DEADLINE, DrawOutcome, DrawRequest, DrawResult};
+pub use draw::{DEFAULT_DRAW_DEADLINE, DrawOutcome, DrawRequest, DrawResult, Drawing};
 pub use error::AppError;
 pub use identity::WorkerIdentity;
-pub use orders::OrderPage;
-pub use queries::{ActivityDetail, ActivityView, AwardStats, Gauges, OrderStats};
+pub use orders::{Fulfilment, OrderPage};
+pub use queries::{
+    ActivityDetail, ActivityView, AwardStats, Gauges, OrderStats, Queries, UserActivityView,
+};
 pub use quiet::{Failure, LogGate};
 pub use reconcile::{ReconcileReport, Reconciler};
 pub use scheduler::{Job, JobReport, ReportHook, Scheduler, SchedulerOptions};
@@ -112,20 +116,31 @@ impl std::fmt::Debug for Services {
     }
 }
 
-/// The lottery's use cases.
+/// The lottery's use cases, one service per room: [`Drawing`], [`Administration`],
+/// [`Queries`] and [`Fulfilment`], plus the jobs it builds ([`Lottery::scheduler`],
+/// [`Lottery::stock_sync`], [`Lottery::reconciler`]). Each service holds only the ports it
+/// uses; nothing here hands a port out.
 #[derive(Clone)]
 pub struct Lottery {
-    svc: Services,
+    drawing: Drawing,
+    administration: Administration,
+    queries: Queries,
+    fulfilment: Fulfilment,
+    jobs: JobPorts,
     cache: Arc<ConfigCache>,
-    /// Announces configuration changes to other instances (cluster mode).
-    feed: Option<Arc<dyn lottery_activity::ChangeFeed>>,
-    settler: settle::Settler,
-    /// How long a caller waits for a draw's outcome.
-    draw_deadline: std::time::Duration,
-    /// Serialises stock reloads in this process.
-    reloading: Arc<tokio::sync::Mutex<()>>,
-    /// Keyed draws running in this process.
-    in_flight: inflight::InFlight,
+    changes: parts::Changes,
+}
+
+/// What the jobs are built from.
+#[derive(Clone)]
+struct JobPorts {
+    activities: Arc<dyn ActivityRepository>,
+    stock: Arc<dyn StockLedger>,
+    draws: Arc<dyn DrawRepository>,
+    leases: Arc<dyn JobLeases>,
+    clock: Arc<dyn Clock>,
+    view: parts::StockView,
+    loader: parts::StockLoader,
 }
 
 impl Lottery {
@@ -137,64 +152,159 @@ impl Lottery {
             svc.awards.clone(),
             std::time::Duration::from_secs(30),
         ));
-        Self {
-            settler: settle::Settler::start(svc.stock.clone()),
-            svc,
-            cache,
-            feed: None,
-            draw_deadline: DEFAULT_DRAW_DEADLINE,
+        let changes = parts::Changes {
+            cache: cache.clone(),
+            feed: Arc::default(),
+        };
+        let view = parts::StockView {
+            stock: svc.stock.clone(),
+            activities: svc.activities.clone(),
+            cache: cache.clone(),
+        };
+        let loader = parts::StockLoader {
+            activities: svc.activities.clone(),
+            stock: svc.stock.clone(),
+            clock: svc.clock.clone(),
             reloading: Arc::default(),
+        };
+        Self {
+            drawing: Self::drawing_of(&svc, &cache, loader.clone()),
+            administration: Self::administration_of(&svc, view.clone(), changes.clone()),
+            queries: Queries {
+                cache: cache.clone(),
+                stock_view: view.clone(),
+                stock: svc.stock.clone(),
+                activities: svc.activities.clone(),
+                takes: svc.takes.clone(),
+                orders: svc.orders.clone(),
+                outbox: svc.outbox.clone(),
+            },
+            fulfilment: Fulfilment {
+                orders: svc.orders.clone(),
+                clock: svc.clock.clone(),
+            },
+            jobs: JobPorts {
+                activities: svc.activities,
+                stock: svc.stock,
+                draws: svc.draws,
+                leases: svc.leases,
+                clock: svc.clock,
+                view,
+                loader,
+            },
+            cache,
+            changes,
+        }
+    }
+
+    fn administration_of(
+        svc: &Services,
+        stock: parts::StockView,
+        changes: parts::Changes,
+    ) -> Administration {
+        Administration {
+            activities: svc.activities.clone(),
+            strategies: svc.strategies.clone(),
+            awards: svc.awards.clone(),
+            rule_trees: svc.rule_trees.clone(),
+            orders: svc.orders.clone(),
+            ids: svc.ids.clone(),
+            registry: svc.registry.clone(),
+            stock,
+            changes,
+        }
+    }
+
+    fn drawing_of(svc: &Services, cache: &Arc<ConfigCache>, loader: parts::StockLoader) -> Drawing {
+        Drawing {
+            cache: cache.clone(),
+            clock: svc.clock.clone(),
+            ids: svc.ids.clone(),
+            registry: svc.registry.clone(),
+            stock: svc.stock.clone(),
+            takes: svc.takes.clone(),
+            draws: svc.draws.clone(),
+            rule_trees: svc.rule_trees.clone(),
+            loader,
+            settler: settle::Settler::start(svc.stock.clone()),
+            deadline: DEFAULT_DRAW_DEADLINE,
             in_flight: inflight::InFlight::default(),
         }
     }
 
-    /// How long [`draw`](Self::draw) waits for an outcome before answering
-    /// [`AppError::OutcomeUnknown`]; keep it below the request timeout.
+    /// How long a draw waits for an outcome before answering [`AppError::OutcomeUnknown`];
+    /// keep it below the request timeout.
     #[must_use]
     pub fn with_draw_deadline(mut self, deadline: std::time::Duration) -> Self {
-        self.draw_deadline = deadline;
+        self.drawing.deadline = deadline;
         self
     }
 
     /// Announces every configuration change on `feed`, for the other instances' caches.
-    pub fn with_change_feed(mut self, feed: Arc<dyn lottery_activity::ChangeFeed>) -> Self {
-        self.feed = Some(feed);
+    /// Only the first feed given counts.
+    #[must_use]
+    pub fn with_change_feed(self, feed: Arc<dyn lottery_activity::ChangeFeed>) -> Self {
+        let _ = self.changes.feed.set(feed);
         self
     }
 
-    /// Drops the local copy of an activity and tells the other instances to do the same.
-    pub(crate) async fn changed(&self, id: lottery_domain::ActivityId) {
-        self.cache.invalidate(id);
-        if let Some(feed) = &self.feed
-            && let Err(e) = feed.announce(id).await
-        {
-            // Other instances still converge within the cache's time-to-live.
-            tracing::warn!(activity = %id, error = %e, "could not announce a configuration change");
+    /// Draws: draw, draw by rules, replay.
+    pub fn drawing(&self) -> &Drawing {
+        &self.drawing
+    }
+
+    /// The admin's commands and views.
+    pub fn administration(&self) -> &Administration {
+        &self.administration
+    }
+
+    /// The users' read models and the metrics' figures.
+    pub fn queries(&self) -> &Queries {
+        &self.queries
+    }
+
+    /// A winner's part after the draw.
+    pub fn fulfilment(&self) -> &Fulfilment {
+        &self.fulfilment
+    }
+
+    /// The background jobs, each on its interval and lease; `relay` moves the outbox.
+    pub fn scheduler(&self, relay: Option<OutboxRelay>, options: SchedulerOptions) -> Scheduler {
+        let j = &self.jobs;
+        Scheduler {
+            activities: j.activities.clone(),
+            leases: j.leases.clone(),
+            clock: j.clock.clone(),
+            changes: self.changes.clone(),
+            sync: self.stock_sync(),
+            reconciler: self.reconciler(options.reconcile_grace),
+            relay,
+            options,
+            on_report: None,
         }
     }
 
-    /// Every running activity (approved or doing), read page by page.
-    pub async fn running_activities(&self) -> Result<Vec<lottery_activity::Activity>, AppError> {
-        const PAGE: u32 = 500;
-        let mut all = Vec::new();
-        loop {
-            let after = all.last().map(lottery_activity::Activity::id);
-            let page = self.svc.activities.running(after, PAGE).await?;
-            let full = page.len() == PAGE as usize;
-            all.extend(page);
-            if !full {
-                return Ok(all);
-            }
+    /// The stock sync (see [`StockSync`]), to run outside the scheduler.
+    pub fn stock_sync(&self) -> StockSync {
+        StockSync {
+            activities: self.jobs.activities.clone(),
+            stock: self.jobs.stock.clone(),
+            cache: self.cache.clone(),
+            view: self.jobs.view.clone(),
+            loader: self.jobs.loader.clone(),
         }
     }
 
-    /// The ports, for the jobs of this crate only: handlers and jobs outside call use cases.
-    pub(crate) fn services(&self) -> &Services {
-        &self.svc
-    }
-
-    pub(crate) fn cache(&self) -> &Arc<ConfigCache> {
-        &self.cache
+    /// The claim reconciler (see [`Reconciler`]); `grace`: how old a pending claim must be
+    /// before it is examined.
+    pub fn reconciler(&self, grace: std::time::Duration) -> Reconciler {
+        Reconciler {
+            activities: self.jobs.activities.clone(),
+            stock: self.jobs.stock.clone(),
+            draws: self.jobs.draws.clone(),
+            clock: self.jobs.clock.clone(),
+            grace,
+        }
     }
 
     /// A handle that drops cached configurations, for another instance's announcements.
@@ -212,7 +322,7 @@ impl std::fmt::Debug for Lottery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lottery")
             .field("cache", &self.cache)
-            .field("feed", &self.feed.is_some())
-            .finish()
+            .field("feed", &self.changes.feed.get().is_some())
+            .finish_non_exhaustive()
     }
 }

@@ -1,12 +1,28 @@
 //! Won orders after the draw: the winner gives a shipping address the draw did not carry,
 //! and operators list orders by state.
 
-use lottery_activity::{GiveAddress, OrderFilter, Page, WinOrder};
-use lottery_award::{GrantState, ShippingAddress};
-use lottery_domain::{OrderId, UserId};
+use std::sync::Arc;
 
+use lottery_activity::{GiveAddress, OrderFilter, OrderRepository, Page, WinOrder};
+use lottery_award::{GrantState, ShippingAddress};
+use lottery_domain::{Clock, OrderId, UserId};
+
+use crate::AppError;
+use crate::commands::Administration;
 use crate::draw::invoice_message;
-use crate::{AppError, Lottery};
+
+/// A winner's part after the draw: the shipping address of a prize that waits for one.
+#[derive(Clone)]
+pub struct Fulfilment {
+    pub(crate) orders: Arc<dyn OrderRepository>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Fulfilment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fulfilment").finish_non_exhaustive()
+    }
+}
 
 /// One page of orders in id order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +38,7 @@ fn not_awaiting(order: OrderId, state: GrantState) -> AppError {
     ))
 }
 
-impl Lottery {
+impl Fulfilment {
     /// Gives an order that awaits its shipping address the address, and starts its
     /// delivery: the order moves to `init` and its delivery message is written in one
     /// transaction, once, however many callers race (the others are told it is not awaiting
@@ -35,7 +51,6 @@ impl Lottery {
     ) -> Result<WinOrder, AppError> {
         address.validate()?;
         let found = self
-            .svc
             .orders
             .order(user, order)
             .await?
@@ -44,8 +59,8 @@ impl Lottery {
             .grant_state
             .move_to(GrantState::Init)
             .map_err(|_| not_awaiting(order, found.grant_state))?;
-        let message = invoice_message(&found, Some(address), self.svc.clock.now())?;
-        match self.svc.orders.give_address(user, order, &message).await? {
+        let message = invoice_message(&found, Some(address), self.clock.now())?;
+        match self.orders.give_address(user, order, &message).await? {
             GiveAddress::Given => Ok(WinOrder {
                 grant_state: next,
                 ..found
@@ -54,7 +69,9 @@ impl Lottery {
             GiveAddress::NotFound => Err(AppError::NotFound(format!("order {order}"))),
         }
     }
+}
 
+impl Administration {
     /// Orders in a state across every shard (of one activity, if given), in id order after
     /// `after`, `limit` (1 to 200) at a time.
     pub async fn orders_in_state(
@@ -69,11 +86,7 @@ impl Lottery {
                 Page::MAX_LIMIT
             )));
         }
-        let items = self
-            .svc
-            .orders
-            .orders_in_state(&filter, after, limit)
-            .await?;
+        let items = self.orders.orders_in_state(&filter, after, limit).await?;
         let next_after = (items.len() == limit as usize)
             .then(|| items.last().map(|o| o.order_id))
             .flatten();

@@ -1,12 +1,45 @@
-//! Read models for users, operators and metrics, served from memory where the data lives
+//! Read models for users, admins and metrics, served from memory where the data lives
 //! there (the configuration cache, the stock store).
 
 use std::sync::Arc;
 
-use lottery_activity::{ActivityState, OutboxBacklog, StockCounts};
-use lottery_domain::ActivityId;
+use lottery_activity::{
+    ActivityRepository, ActivityState, OrderRepository, OutboxBacklog, OutboxRepository, Page,
+    StockCounts, StockLedger, TakeRepository, UserTake, WinOrder,
+};
+use lottery_domain::{ActivityId, UserId};
+use serde::Serialize;
 
-use crate::{ActivityConfig, AppError, Lottery};
+use crate::commands::Administration;
+use crate::parts::{StockView, running_activities};
+use crate::{ActivityConfig, AppError, ConfigCache};
+
+/// The read models of users and of metrics. Holds only the ports they read.
+#[derive(Clone)]
+pub struct Queries {
+    pub(crate) cache: Arc<ConfigCache>,
+    pub(crate) stock_view: StockView,
+    pub(crate) stock: Arc<dyn StockLedger>,
+    pub(crate) activities: Arc<dyn ActivityRepository>,
+    pub(crate) takes: Arc<dyn TakeRepository>,
+    pub(crate) orders: Arc<dyn OrderRepository>,
+    pub(crate) outbox: Arc<dyn OutboxRepository>,
+}
+
+impl std::fmt::Debug for Queries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queries").finish_non_exhaustive()
+    }
+}
+
+/// A user's standing in one activity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserActivityView {
+    pub activity_id: ActivityId,
+    pub take_limit: u32,
+    pub takes_used: u32,
+    pub takes_left: u32,
+}
 
 /// An activity as its users see it: the configuration and what is left.
 #[derive(Debug, Clone)]
@@ -24,7 +57,7 @@ pub struct Gauges {
     pub outbox: Option<OutboxBacklog>,
 }
 
-impl Lottery {
+impl Queries {
     /// The activity's configuration (from the cache).
     pub async fn activity_config(&self, id: ActivityId) -> Result<Arc<ActivityConfig>, AppError> {
         self.cache.get(id).await
@@ -34,9 +67,9 @@ impl Lottery {
     /// databases' counts only when the store has not loaded the activity.
     pub async fn activity_view(&self, id: ActivityId) -> Result<ActivityView, AppError> {
         let config = self.cache.get(id).await?;
-        let stock = match self.live_stock(id).await.ok().flatten() {
+        let stock = match self.stock_view.live(id).await.ok().flatten() {
             Some(live) if live.awards_left.len() == config.strategy().awards().len() => live,
-            partial => self.stock_over(id, partial).await?,
+            partial => self.stock_view.over(id, partial).await?,
         };
         Ok(ActivityView { config, stock })
     }
@@ -44,15 +77,47 @@ impl Lottery {
     /// Stock left per drawing activity and the outbox backlog.
     pub async fn gauges(&self) -> Gauges {
         let mut gauges = Gauges::default();
-        if let Ok(running) = self.running_activities().await {
+        if let Ok(running) = running_activities(self.activities.as_ref()).await {
             for a in running.iter().filter(|a| a.state() == ActivityState::Doing) {
-                if let Ok(Some(left)) = self.svc.stock.stock_left(a.id()).await {
+                if let Ok(Some(left)) = self.stock.stock_left(a.id()).await {
                     gauges.stock_left.push((a.id(), left));
                 }
             }
         }
-        gauges.outbox = self.svc.outbox.backlog().await.ok();
+        gauges.outbox = self.outbox.backlog().await.ok();
         gauges
+    }
+
+    /// The user's won orders, newest first.
+    pub async fn user_orders(&self, user: &UserId, page: Page) -> Result<Vec<WinOrder>, AppError> {
+        Ok(self.orders.orders(user, page).await?)
+    }
+
+    /// The user's takes (of one activity, if given), newest first.
+    pub async fn user_takes(
+        &self,
+        user: &UserId,
+        activity: Option<ActivityId>,
+        page: Page,
+    ) -> Result<Vec<UserTake>, AppError> {
+        Ok(self.takes.takes(user, activity, page).await?)
+    }
+
+    /// How many takes the user used of an activity and has left.
+    pub async fn user_activity(
+        &self,
+        user: &UserId,
+        id: ActivityId,
+    ) -> Result<UserActivityView, AppError> {
+        let config = self.cache.get(id).await?;
+        let used = self.takes.takes_used(user, id).await?;
+        let limit = config.activity.take_limit();
+        Ok(UserActivityView {
+            activity_id: id,
+            take_limit: limit,
+            takes_used: used,
+            takes_left: limit.saturating_sub(used),
+        })
     }
 }
 
@@ -88,7 +153,7 @@ pub struct OrderStats {
     pub failed: u64,
 }
 
-impl Lottery {
+impl Administration {
     /// The admin's view of an activity.
     pub async fn activity_detail(&self, id: ActivityId) -> Result<ActivityDetail, AppError> {
         use lottery_award::GrantState;

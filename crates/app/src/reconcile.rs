@@ -6,13 +6,15 @@
 //! exists and otherwise makes sure it never will, and then settles or gives the claim back.
 //! It never gives back a claim whose record exists, so it can neither oversell nor leak.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use lottery_activity::{ClaimFate, ClaimRef};
-use lottery_domain::ActivityId;
+use lottery_activity::{ActivityRepository, ClaimFate, ClaimRef, DrawRepository, StockLedger};
+use lottery_domain::{ActivityId, Clock};
 use tracing::{info, warn};
 
-use crate::{AppError, Lottery};
+use crate::AppError;
+use crate::parts::running_activities;
 
 /// Claims examined per activity and round.
 const PER_ROUND: usize = 1_000;
@@ -42,23 +44,30 @@ impl ReconcileReport {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Reconciler {
-    lottery: Lottery,
-    grace: Duration,
+    pub(crate) activities: Arc<dyn ActivityRepository>,
+    pub(crate) stock: Arc<dyn StockLedger>,
+    pub(crate) draws: Arc<dyn DrawRepository>,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// How old a pending claim must be before it is examined; longer than a draw normally
+    /// takes, so live draws are left alone.
+    pub(crate) grace: Duration,
+}
+
+impl std::fmt::Debug for Reconciler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reconciler")
+            .field("grace", &self.grace)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Reconciler {
-    /// `grace`: how old a pending claim must be before it is examined; longer than a draw
-    /// normally takes, so live draws are left alone.
-    pub fn new(lottery: Lottery, grace: Duration) -> Self {
-        Self { lottery, grace }
-    }
-
     /// One round over every running activity.
     pub async fn run_once(&self) -> Result<ReconcileReport, AppError> {
         let mut report = ReconcileReport::default();
-        for activity in self.lottery.running_activities().await? {
+        for activity in running_activities(self.activities.as_ref()).await? {
             report.add(self.reconcile(activity.id()).await?);
         }
         if report.given_back > 0 || report.unresolved > 0 {
@@ -80,7 +89,7 @@ impl Reconciler {
 
     /// One round over one activity.
     pub async fn reconcile(&self, id: ActivityId) -> Result<ReconcileReport, AppError> {
-        let stock = &self.lottery.svc.stock;
+        let stock = &self.stock;
         let mut report = ReconcileReport::default();
         let Some(live) = stock.generation(id).await? else {
             return Ok(report);
@@ -88,7 +97,7 @@ impl Reconciler {
         let grace = i64::try_from(self.grace.as_millis()).unwrap_or(i64::MAX);
         let before = stock.now_ms().await?.saturating_sub(grace);
         let pending = stock.pending_claims(id, before, PER_ROUND).await?;
-        let expires_at = self.lottery.svc.clock.now() + chrono::Duration::hours(1);
+        let expires_at = self.clock.now() + chrono::Duration::hours(1);
         let mut settled = Vec::new();
         for claim in pending {
             report.examined += 1;
@@ -103,7 +112,7 @@ impl Reconciler {
                 user_id: claim.user_id.clone(),
                 activity_id: id,
             };
-            match self.lottery.svc.draws.settle_claim(&pair).await {
+            match self.draws.settle_claim(&pair).await {
                 Ok(ClaimFate::Recorded) => {
                     report.recorded += 1;
                     settled.push(claim.claim_id);

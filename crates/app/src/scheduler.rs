@@ -6,10 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use lottery_activity::{ActivityRepository, JobLeases};
+use lottery_domain::Clock;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use crate::{AppError, Failure, LogGate, Lottery, OutboxRelay, Reconciler, StockSync};
+use crate::parts::Changes;
+use crate::{AppError, Failure, LogGate, OutboxRelay, Reconciler, StockSync};
 
 /// Activities read per page.
 const PAGE: u32 = 500;
@@ -73,10 +76,15 @@ pub type ReportHook = Arc<dyn Fn(&JobReport) + Send + Sync>;
 
 #[derive(Clone)]
 pub struct Scheduler {
-    lottery: Lottery,
-    relay: Option<OutboxRelay>,
-    options: SchedulerOptions,
-    on_report: Option<ReportHook>,
+    pub(crate) activities: Arc<dyn ActivityRepository>,
+    pub(crate) leases: Arc<dyn JobLeases>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) changes: Changes,
+    pub(crate) sync: StockSync,
+    pub(crate) reconciler: Reconciler,
+    pub(crate) relay: Option<OutboxRelay>,
+    pub(crate) options: SchedulerOptions,
+    pub(crate) on_report: Option<ReportHook>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -88,15 +96,6 @@ impl std::fmt::Debug for Scheduler {
 }
 
 impl Scheduler {
-    pub fn new(lottery: Lottery, relay: Option<OutboxRelay>, options: SchedulerOptions) -> Self {
-        Self {
-            lottery,
-            relay,
-            options,
-            on_report: None,
-        }
-    }
-
     /// Reports every reconciler and stock sync round to `hook`.
     #[must_use]
     pub fn on_report(mut self, hook: ReportHook) -> Self {
@@ -108,20 +107,23 @@ impl Scheduler {
     /// compare-and-set, so an activity another instance already moved is skipped, and closed
     /// activities are never scanned again (no endless loop).
     pub async fn move_activities(&self) -> Result<usize, AppError> {
-        let svc = self.lottery.services();
-        let now = svc.clock.now();
+        let now = self.clock.now();
         let mut moved = 0;
         let mut after = None;
         loop {
-            let page = svc.activities.due(now, after, PAGE).await?;
+            let page = self.activities.due(now, after, PAGE).await?;
             for activity in &page {
                 let Some(action) = activity.due_action(now) else {
                     continue;
                 };
                 let from = activity.state();
                 let Ok(to) = from.apply(action) else { continue };
-                if svc.activities.change_state(activity.id(), from, to).await? {
-                    self.lottery.changed(activity.id()).await;
+                if self
+                    .activities
+                    .change_state(activity.id(), from, to)
+                    .await?
+                {
+                    self.changes.changed(activity.id()).await;
                     debug!(activity = %activity.id(), %from, %to, "scheduled state change");
                     moved += 1;
                 }
@@ -135,15 +137,14 @@ impl Scheduler {
 
     /// Runs `job` once if this instance holds (or takes) its lease.
     pub async fn run_job(&self, job: Job) -> Result<Option<usize>, AppError> {
-        let svc = self.lottery.services();
         // Three rounds, but 3 s to 15 s: long enough that a slow round keeps the lease, short
         // enough that a dead holder delays its job by seconds only. (Jobs are idempotent, so
         // a round run twice around an expiry does no harm.)
         let ttl = (self.interval(job) * 3).clamp(Duration::from_secs(3), Duration::from_secs(15));
         let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::seconds(15));
-        if !svc
+        if !self
             .leases
-            .try_lease(job.name(), &self.options.holder, svc.clock.now(), ttl)
+            .try_lease(job.name(), &self.options.holder, self.clock.now(), ttl)
             .await?
         {
             return Ok(None);
@@ -155,16 +156,14 @@ impl Scheduler {
                 None => 0,
             },
             Job::StockSync => {
-                let report = StockSync::new(self.lottery.clone()).sync_running().await?;
+                let report = self.sync.sync_running().await?;
                 if let Some(hook) = &self.on_report {
                     hook(&JobReport::StockSync(report));
                 }
                 report.synced
             }
             Job::Reconcile => {
-                let report = Reconciler::new(self.lottery.clone(), self.options.reconcile_grace)
-                    .run_once()
-                    .await?;
+                let report = self.reconciler.run_once().await?;
                 if let Some(hook) = &self.on_report {
                     hook(&JobReport::Reconcile(report));
                 }
@@ -221,12 +220,7 @@ impl Scheduler {
                         _ = stop.changed() => break,
                     }
                 }
-                let _ = me
-                    .lottery
-                    .services()
-                    .leases
-                    .release(job.name(), &me.options.holder)
-                    .await;
+                let _ = me.leases.release(job.name(), &me.options.holder).await;
             }));
         }
         let _ = shutdown.changed().await;

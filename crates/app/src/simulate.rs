@@ -4,7 +4,8 @@ use lottery_domain::{ActivityId, AwardId, StrategyId};
 use lottery_strategy::{Draw, DrawMode, Drawer, OutOfStock, Rate, Strategy, StrategyAward};
 use serde::Serialize;
 
-use crate::{AppError, Lottery};
+use crate::AppError;
+use crate::commands::Administration;
 
 /// Largest simulation accepted in one request.
 pub const MAX_SIMULATED_DRAWS: u64 = 10_000_000;
@@ -35,7 +36,7 @@ pub struct DraftShare {
     pub rate: Rate,
 }
 
-impl Lottery {
+impl Administration {
     /// Dry-runs the strategy of a deployed activity.
     pub async fn simulate_activity(
         &self,

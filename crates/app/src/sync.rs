@@ -11,11 +11,14 @@
 //! The database write is monotonic (it only ever goes down) and idempotent, so any instance
 //! may run the sync any number of times.
 
-use lottery_activity::StockCounts;
+use std::sync::Arc;
+
+use lottery_activity::{ActivityRepository, StockCounts, StockLedger};
 use lottery_domain::ActivityId;
 use tracing::error;
 
-use crate::{AppError, Lottery};
+use crate::parts::{StockLoader, StockView, running_activities};
+use crate::{AppError, ConfigCache};
 
 /// What syncing one activity found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,9 +37,19 @@ pub struct SyncReport {
     pub repaired: usize,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StockSync {
-    lottery: Lottery,
+    pub(crate) activities: Arc<dyn ActivityRepository>,
+    pub(crate) stock: Arc<dyn StockLedger>,
+    pub(crate) cache: Arc<ConfigCache>,
+    pub(crate) view: StockView,
+    pub(crate) loader: StockLoader,
+}
+
+impl std::fmt::Debug for StockSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StockSync").finish_non_exhaustive()
+    }
 }
 
 /// Whether the store holds more than the records leave of the configuration.
@@ -52,42 +65,37 @@ fn drifted(recorded: &StockCounts, live: &StockCounts) -> bool {
 }
 
 impl StockSync {
-    pub fn new(lottery: Lottery) -> Self {
-        Self { lottery }
-    }
-
     /// Checks and syncs one activity; `None` when the store does not hold the activity
     /// (nothing to sync).
     pub async fn sync(&self, id: ActivityId) -> Result<Option<Synced>, AppError> {
-        let activities = &self.lottery.services().activities;
-        let Some(recorded) = activities.stock_counts(id).await? else {
+        let Some(recorded) = self.activities.stock_counts(id).await? else {
             return Ok(None);
         };
-        let Some(generation) = self.lottery.services().stock.generation(id).await? else {
+        let Some(generation) = self.stock.generation(id).await? else {
             return Ok(None);
         };
-        let Some(mut live) = self.lottery.live_stock(id).await? else {
+        let Some(mut live) = self.view.live(id).await? else {
             return Ok(None);
         };
         let repaired = drifted(&recorded, &live);
         if repaired {
             error!(activity = %id, ?recorded, ?live,
                 "stock store holds more than the records allow; reloading it");
-            let config = self.lottery.cache().get(id).await?;
-            self.lottery.reload_stock(&config, generation).await?;
-            let Some(reloaded) = self.lottery.live_stock(id).await? else {
+            let config = self.cache.get(id).await?;
+            self.loader.reload(&config, generation).await?;
+            let Some(reloaded) = self.view.live(id).await? else {
                 return Ok(None);
             };
             live = reloaded;
         }
-        activities.sync_stock(id, &live).await?;
+        self.activities.sync_stock(id, &live).await?;
         Ok(Some(Synced { live, repaired }))
     }
 
     /// Syncs every activity that is running (or approved and about to).
     pub async fn sync_running(&self) -> Result<SyncReport, AppError> {
         let mut report = SyncReport::default();
-        for activity in self.lottery.running_activities().await? {
+        for activity in running_activities(self.activities.as_ref()).await? {
             if let Some(synced) = self.sync(activity.id()).await? {
                 report.synced += 1;
                 report.repaired += usize::from(synced.repaired);

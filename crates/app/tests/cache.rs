@@ -85,6 +85,7 @@ async fn a_thousand_cold_reads_load_once() {
     .await;
     let d = w
         .lottery
+        .administration()
         .deploy(
             command(
                 10,
@@ -101,6 +102,7 @@ async fn a_thousand_cold_reads_load_once() {
             let lottery = w.lottery.clone();
             tokio::spawn(async move {
                 lottery
+                    .queries()
                     .activity_config(d.activity_id)
                     .await
                     .map(|c| c.activity.id())
@@ -115,12 +117,14 @@ async fn a_thousand_cold_reads_load_once() {
 
     // An admin change invalidates: the next read loads the new state once more.
     w.lottery
+        .administration()
         .act(d.activity_id, lottery_activity::Action::Submit)
         .await
         .expect("submit");
     let before = reads.load(Ordering::SeqCst);
     let config = w
         .lottery
+        .queries()
         .activity_config(d.activity_id)
         .await
         .expect("config");
@@ -129,5 +133,5 @@ async fn a_thousand_cold_reads_load_once() {
 
     // A miss for an unknown activity is not cached as a success.
     let unknown = ActivityId::new(77).expect("id");
-    assert!(w.lottery.activity_config(unknown).await.is_err());
+    assert!(w.lottery.queries().activity_config(unknown).await.is_err());
 }

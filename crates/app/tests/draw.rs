@@ -40,7 +40,7 @@ async fn draw_all(
         .into_iter()
         .map(|r| {
             let lottery = lottery.clone();
-            tokio::spawn(async move { lottery.draw(r).await })
+            tokio::spawn(async move { lottery.drawing().draw(r).await })
         })
         .collect();
     let mut out = Vec::with_capacity(tasks.len());
@@ -118,7 +118,9 @@ async fn seed_scenario_2000_users_100_stock(mode: Mode) {
             "award {a}"
         );
     }
-    let synced = lottery_app::StockSync::new(w.lottery.clone())
+    let synced = w
+        .lottery
+        .stock_sync()
         .sync(d.activity_id)
         .await
         .expect("sync");
@@ -210,6 +212,7 @@ async fn one_user_200_concurrent_draws_limit_3(mode: Mode) {
     let user = UserId::new("greedy").expect("user");
     assert_eq!(
         w.lottery
+            .queries()
             .user_takes(&user, Some(d.activity_id), Page::new(0, 50))
             .await
             .expect("takes")
@@ -240,7 +243,7 @@ async fn a_failed_write_gives_the_stock_back(mode: Mode) {
     )
     .await;
     for _ in 0..5 {
-        let r = w.lottery.draw(req("victim", d.activity_id)).await;
+        let r = w.lottery.drawing().draw(req("victim", d.activity_id)).await;
         assert!(matches!(r, Err(AppError::Unavailable(_))), "{r:?}");
     }
     assert_eq!(
@@ -259,6 +262,7 @@ async fn a_failed_write_gives_the_stock_back(mode: Mode) {
     for _ in 0..5 {
         let r = w
             .lottery
+            .drawing()
             .draw(req("victim", d.activity_id))
             .await
             .expect("draw");
@@ -284,7 +288,12 @@ async fn idempotency_key_replays_the_first_result(mode: Mode) {
     .await;
     let mut first_req = req("replayer", d.activity_id);
     first_req.idempotency_key = Some("order-123".into());
-    let first = w.lottery.draw(first_req.clone()).await.expect("draw");
+    let first = w
+        .lottery
+        .drawing()
+        .draw(first_req.clone())
+        .await
+        .expect("draw");
     assert!(!first.replayed);
     // Sequential and concurrent replays all answer the first result and take nothing more.
     let replays = draw_all(&w.lottery, (0..20).map(|_| first_req.clone()).collect()).await;
@@ -302,6 +311,7 @@ async fn idempotency_key_replays_the_first_result(mode: Mode) {
     );
     let view = w
         .lottery
+        .queries()
         .user_activity(&first_req.user, d.activity_id)
         .await
         .expect("view");
@@ -320,7 +330,7 @@ async fn idempotency_key_replays_the_first_result(mode: Mode) {
     let mut wrong = first_req.clone();
     wrong.activity = other.activity_id;
     assert!(matches!(
-        w.lottery.draw(wrong).await,
+        w.lottery.drawing().draw(wrong).await,
         Err(AppError::Conflict(_))
     ));
 }
@@ -366,6 +376,7 @@ async fn participation_rules_give_distinct_errors(mode: Mode) {
     let w = world(mode).await;
     let d = w
         .lottery
+        .administration()
         .deploy(
             command(
                 2,
@@ -377,7 +388,7 @@ async fn participation_rules_give_distinct_errors(mode: Mode) {
         )
         .await
         .expect("deploy");
-    let not_open = w.lottery.draw(req("u1", d.activity_id)).await;
+    let not_open = w.lottery.drawing().draw(req("u1", d.activity_id)).await;
     assert!(
         matches!(
             not_open,
@@ -390,13 +401,18 @@ async fn participation_rules_give_distinct_errors(mode: Mode) {
         lottery_activity::Action::Approve,
         lottery_activity::Action::Start,
     ] {
-        w.lottery.act(d.activity_id, action).await.expect("review");
+        w.lottery
+            .administration()
+            .act(d.activity_id, action)
+            .await
+            .expect("review");
     }
     w.lottery
+        .drawing()
         .draw(req("u1", d.activity_id))
         .await
         .expect("first draw");
-    let quota = w.lottery.draw(req("u1", d.activity_id)).await;
+    let quota = w.lottery.drawing().draw(req("u1", d.activity_id)).await;
     assert!(
         matches!(
             quota,
@@ -407,10 +423,11 @@ async fn participation_rules_give_distinct_errors(mode: Mode) {
         "{quota:?}"
     );
     w.lottery
+        .drawing()
         .draw(req("u2", d.activity_id))
         .await
         .expect("second user");
-    let sold = w.lottery.draw(req("u3", d.activity_id)).await;
+    let sold = w.lottery.drawing().draw(req("u3", d.activity_id)).await;
     assert!(
         matches!(
             sold,
@@ -420,6 +437,7 @@ async fn participation_rules_give_distinct_errors(mode: Mode) {
     );
     let missing = w
         .lottery
+        .drawing()
         .draw(req("u2", ActivityId::new(42).expect("id")))
         .await;
     assert!(matches!(missing, Err(AppError::NotFound(_))), "{missing:?}");
@@ -464,13 +482,14 @@ async fn shipped_prizes_wait_for_an_address_given_once(mode: Mode) {
         city: " ".into(),
         ..address()
     });
-    match w.lottery.draw(bad).await {
+    match w.lottery.drawing().draw(bad).await {
         Err(AppError::BadAddress(e)) => assert_eq!(e.field, AddressField::City),
         other => panic!("a blank city must be refused, got {other:?}"),
     }
     let ada = UserId::new("ada").expect("user");
     let standing = w
         .lottery
+        .queries()
         .user_activity(&ada, d.activity_id)
         .await
         .expect("standing");
@@ -479,6 +498,7 @@ async fn shipped_prizes_wait_for_an_address_given_once(mode: Mode) {
     // Without an address: won, waiting, nothing to deliver.
     let won = w
         .lottery
+        .drawing()
         .draw(req("ada", d.activity_id))
         .await
         .expect("draw");
@@ -491,6 +511,7 @@ async fn shipped_prizes_wait_for_an_address_given_once(mode: Mode) {
     };
     let listed = w
         .lottery
+        .administration()
         .orders_in_state(filter, None, 50)
         .await
         .expect("list");
@@ -502,7 +523,10 @@ async fn shipped_prizes_wait_for_an_address_given_once(mode: Mode) {
         (vec![order], None)
     );
     assert!(matches!(
-        w.lottery.orders_in_state(filter, None, 0).await,
+        w.lottery
+            .administration()
+            .orders_in_state(filter, None, 0)
+            .await,
         Err(AppError::Invalid(_))
     ));
 
@@ -510,7 +534,12 @@ async fn shipped_prizes_wait_for_an_address_given_once(mode: Mode) {
     let racers: Vec<_> = (0..6)
         .map(|_| {
             let (lottery, ada) = (w.lottery.clone(), ada.clone());
-            tokio::spawn(async move { lottery.give_address(&ada, order, address()).await })
+            tokio::spawn(async move {
+                lottery
+                    .fulfilment()
+                    .give_address(&ada, order, address())
+                    .await
+            })
         })
         .collect();
     let mut given = 0;
@@ -528,6 +557,7 @@ async fn shipped_prizes_wait_for_an_address_given_once(mode: Mode) {
     assert_eq!(pending().await, 1, "one delivery message");
     assert!(
         w.lottery
+            .administration()
             .orders_in_state(filter, None, 50)
             .await
             .expect("list")
@@ -536,6 +566,7 @@ async fn shipped_prizes_wait_for_an_address_given_once(mode: Mode) {
     );
     assert!(matches!(
         w.lottery
+            .fulfilment()
             .give_address(&UserId::new("eve").expect("user"), order, address())
             .await,
         Err(AppError::NotFound(_))
@@ -544,7 +575,7 @@ async fn shipped_prizes_wait_for_an_address_given_once(mode: Mode) {
     // With an address: delivered at once.
     let mut with = req("bea", d.activity_id);
     with.shipping = Some(address());
-    let direct = w.lottery.draw(with).await.expect("draw");
+    let direct = w.lottery.drawing().draw(with).await.expect("draw");
     assert_eq!(direct.grant_state, Some(GrantState::Init));
     assert_eq!(pending().await, 2);
 }

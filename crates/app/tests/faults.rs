@@ -40,6 +40,7 @@ async fn redis_down_means_unavailable_and_nothing_written_then_recovers() {
     .await;
     for i in 0..5 {
         w.lottery
+            .drawing()
             .draw(req(&format!("before-{i}"), d.activity_id))
             .await
             .expect("draw while up");
@@ -50,6 +51,7 @@ async fn redis_down_means_unavailable_and_nothing_written_then_recovers() {
     for i in 0..5 {
         let r = w
             .lottery
+            .drawing()
             .draw(req(&format!("during-{i}"), d.activity_id))
             .await;
         assert!(
@@ -66,6 +68,7 @@ async fn redis_down_means_unavailable_and_nothing_written_then_recovers() {
         let user = UserId::new(format!("during-{i}")).expect("user");
         assert!(
             w.lottery
+                .queries()
                 .user_takes(&user, None, Page::new(0, 10))
                 .await
                 .expect("takes")
@@ -79,6 +82,7 @@ async fn redis_down_means_unavailable_and_nothing_written_then_recovers() {
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     for i in 0..15 {
         w.lottery
+            .drawing()
             .draw(req(&format!("after-{i}"), d.activity_id))
             .await
             .expect("draw after recovery");
@@ -96,7 +100,7 @@ async fn redis_down_means_unavailable_and_nothing_written_then_recovers() {
         .expect("db")
         .expect("activity");
     assert_eq!(snapshot.stock_left, 0);
-    let r = w.lottery.draw(req("late", d.activity_id)).await;
+    let r = w.lottery.drawing().draw(req("late", d.activity_id)).await;
     assert!(
         matches!(
             r,

@@ -14,7 +14,7 @@ use common::{
     DrawFault, FaultyDraws, Mode, Options, World, award, command, running, world_opts, world_with,
 };
 use lottery_activity::ParticipationError;
-use lottery_app::{AppError, DrawOutcome, DrawRequest, Reconciler};
+use lottery_app::{AppError, DrawOutcome, DrawRequest};
 use lottery_award::AwardKind;
 use lottery_domain::{ActivityId, AwardId, UserId};
 use lottery_strategy::DrawMode;
@@ -74,7 +74,8 @@ async fn audit(w: &World, activity: ActivityId) -> (u64, HashMap<AwardId, u64>) 
 
 /// Settles every pending claim now (no grace), as the reconciler job does after its grace.
 async fn reconcile_all(w: &World, activity: ActivityId) {
-    Reconciler::new(w.lottery.clone(), Duration::ZERO)
+    w.lottery
+        .reconciler(Duration::ZERO)
         .reconcile(activity)
         .await
         .expect("reconcile");
@@ -121,7 +122,7 @@ async fn stock_keys_flushed_mid_campaign_never_oversell() {
                 while !sold_out.load(Ordering::Relaxed) && errors < 1_000 {
                     let n = started.fetch_add(1, Ordering::Relaxed);
                     let user = format!("u{worker}-{n}");
-                    match lottery.draw(keyed(&user, activity, "k")).await {
+                    match lottery.drawing().draw(keyed(&user, activity, "k")).await {
                         Ok(_) => {
                             answered.fetch_add(1, Ordering::Relaxed);
                         }
@@ -195,6 +196,7 @@ async fn a_lost_commit_acknowledgement_keeps_the_win(mode: Mode) {
     .await;
     let first = w
         .lottery
+        .drawing()
         .draw(keyed("first", d.activity_id, "once"))
         .await
         .expect("the stored win is the answer");
@@ -207,6 +209,7 @@ async fn a_lost_commit_acknowledgement_keeps_the_win(mode: Mode) {
     );
     let replay = w
         .lottery
+        .drawing()
         .draw(keyed("first", d.activity_id, "once"))
         .await
         .expect("replay");
@@ -215,6 +218,7 @@ async fn a_lost_commit_acknowledgement_keeps_the_win(mode: Mode) {
     assert_eq!(replay.order_id, first.order_id);
     let second = w
         .lottery
+        .drawing()
         .draw(keyed("second", d.activity_id, "once"))
         .await
         .expect("draw");
@@ -256,6 +260,7 @@ async fn draws_past_their_deadline_end_recorded_and_replay() {
     let activity = d.activity_id;
     // Loaded and warm before the stall.
     w.lottery
+        .drawing()
         .draw(keyed("warm", activity, "warm"))
         .await
         .expect("warm-up draw");
@@ -268,7 +273,9 @@ async fn draws_past_their_deadline_end_recorded_and_replay() {
                 // The HTTP layer gives up on a request as this does.
                 tokio::time::timeout(
                     Duration::from_secs(3),
-                    lottery.draw(keyed(&format!("stalled-{i}"), activity, "k")),
+                    lottery
+                        .drawing()
+                        .draw(keyed(&format!("stalled-{i}"), activity, "k")),
                 )
                 .await
             })
@@ -287,7 +294,7 @@ async fn draws_past_their_deadline_end_recorded_and_replay() {
     let mut replayed = 0;
     for i in 0..20 {
         let user = format!("stalled-{i}");
-        let mut answer = w.lottery.draw(keyed(&user, activity, "k")).await;
+        let mut answer = w.lottery.drawing().draw(keyed(&user, activity, "k")).await;
         for _ in 0..100 {
             if !matches!(
                 answer,
@@ -296,14 +303,18 @@ async fn draws_past_their_deadline_end_recorded_and_replay() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
-            answer = w.lottery.draw(keyed(&user, activity, "k")).await;
+            answer = w.lottery.drawing().draw(keyed(&user, activity, "k")).await;
         }
         let answer = answer.expect("replay after the stall");
         if answer.replayed {
             replayed += 1;
         }
         // The user's one take is the stored one: nothing more to draw.
-        let again = w.lottery.draw(keyed(&user, activity, "other")).await;
+        let again = w
+            .lottery
+            .drawing()
+            .draw(keyed(&user, activity, "other"))
+            .await;
         assert!(
             matches!(
                 again,
@@ -346,11 +357,12 @@ async fn drift_above_the_records_is_repaired(mode: Mode) {
     let activity = d.activity_id;
     for i in 0..3 {
         w.lottery
+            .drawing()
             .draw(keyed(&format!("u{i}"), activity, "k"))
             .await
             .expect("draw");
     }
-    let sync = lottery_app::StockSync::new(w.lottery.clone());
+    let sync = w.lottery.stock_sync();
     let clean = sync.sync(activity).await.expect("sync").expect("loaded");
     assert!(!clean.repaired);
     assert_eq!(clean.live.stock_left, 7);
@@ -415,6 +427,7 @@ async fn sold_out_is_answered_without_the_database() {
     for user in ["first", "second"] {
         let won = w
             .lottery
+            .drawing()
             .draw(keyed(user, activity, "k"))
             .await
             .expect("draw");
@@ -427,7 +440,9 @@ async fn sold_out_is_answered_without_the_database() {
     for i in 0..12 {
         let answer = tokio::time::timeout(
             Duration::from_millis(1_500),
-            w.lottery.draw(keyed(&format!("late-{i}"), activity, "k")),
+            w.lottery
+                .drawing()
+                .draw(keyed(&format!("late-{i}"), activity, "k")),
         )
         .await;
         assert!(
@@ -443,6 +458,7 @@ async fn sold_out_is_answered_without_the_database() {
     // A winner's replay still finds the win.
     let replay = w
         .lottery
+        .drawing()
         .draw(keyed("first", activity, "k"))
         .await
         .expect("replay");

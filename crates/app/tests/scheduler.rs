@@ -6,7 +6,7 @@ mod common;
 use common::{Mode, award, command, world};
 use futures::StreamExt;
 use lottery_activity::{Action, ActivityState};
-use lottery_app::{Scheduler, SchedulerOptions};
+use lottery_app::SchedulerOptions;
 use lottery_award::AwardKind;
 use lottery_strategy::DrawMode;
 
@@ -24,9 +24,17 @@ async fn every_approved_activity_is_started(mode: Mode) {
                     DrawMode::Single,
                     vec![award(AwardKind::COUPON, "c", 10, "0.5")],
                 );
-                let d = lottery.deploy(cmd, "admin").await.expect("deploy");
+                let d = lottery
+                    .administration()
+                    .deploy(cmd, "admin")
+                    .await
+                    .expect("deploy");
                 for action in [Action::Submit, Action::Approve] {
-                    lottery.act(d.activity_id, action).await.expect("review");
+                    lottery
+                        .administration()
+                        .act(d.activity_id, action)
+                        .await
+                        .expect("review");
                 }
                 d.activity_id
             }
@@ -34,15 +42,31 @@ async fn every_approved_activity_is_started(mode: Mode) {
         .buffer_unordered(16)
         .collect()
         .await;
-    let scheduler = Scheduler::new(w.lottery.clone(), None, SchedulerOptions::default());
+    let scheduler = w.lottery.scheduler(None, SchedulerOptions::default());
     let moved = scheduler.move_activities().await.expect("move");
     assert_eq!(moved, 1_500, "every due activity is started in one round");
     for id in ids.iter().step_by(97).chain(ids.last()) {
-        let view = w.lottery.activity(*id).await.expect("activity");
+        let view = w
+            .lottery
+            .administration()
+            .activity(*id)
+            .await
+            .expect("activity");
         assert_eq!(view.state(), ActivityState::Doing, "activity {id}");
     }
     // Nothing is due any more: the next round finds nothing to do.
     assert_eq!(scheduler.move_activities().await.expect("move"), 0);
-    let running = w.lottery.running_activities().await.expect("running");
-    assert_eq!(running.len(), 1_500);
+    // Read through the port, as the jobs do: every one is running now.
+    let activities = w.storage.repositories().activities;
+    let mut running = 0;
+    let mut after = None;
+    loop {
+        let page = activities.running(after, 500).await.expect("running");
+        running += page.len();
+        match page.last() {
+            Some(last) if page.len() == 500 => after = Some(last.id()),
+            _ => break,
+        }
+    }
+    assert_eq!(running, 1_500);
 }

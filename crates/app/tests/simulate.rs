@@ -19,6 +19,7 @@ async fn a_million_dry_runs_match_the_rates_and_take_no_stock() {
     let d = running(&w.lottery, command(100, 1, DrawMode::Single, awards)).await;
     // Load the stock store so "no change" is observable.
     w.lottery
+        .drawing()
         .draw(lottery_app::DrawRequest {
             user: lottery_domain::UserId::new("loader").expect("user"),
             activity: d.activity_id,
@@ -34,9 +35,15 @@ async fn a_million_dry_runs_match_the_rates_and_take_no_stock() {
         .await
         .expect("awards");
 
-    let strategy = w.lottery.strategy(d.strategy_id).await.expect("strategy");
+    let strategy = w
+        .lottery
+        .administration()
+        .strategy(d.strategy_id)
+        .await
+        .expect("strategy");
     let sim = w
         .lottery
+        .administration()
         .simulate(strategy, 1_000_000)
         .await
         .expect("simulate");
@@ -67,7 +74,15 @@ async fn a_million_dry_runs_match_the_rates_and_take_no_stock() {
     );
     assert!(
         w.lottery
-            .simulate(w.lottery.strategy(d.strategy_id).await.expect("s"), 0)
+            .administration()
+            .simulate(
+                w.lottery
+                    .administration()
+                    .strategy(d.strategy_id)
+                    .await
+                    .expect("s"),
+                0
+            )
             .await
             .is_err()
     );

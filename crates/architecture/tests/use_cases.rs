@@ -200,3 +200,88 @@ fn the_length_check_measures_functions() {
     let text = format!("fn short() {{\n}}\n\npub async fn long() {{\n{body}}}\n");
     assert_eq!(long_functions(&text, 60), vec![("long".to_owned(), 4, 72)]);
 }
+
+/// The fields of every struct in `text`: (struct name, field line).
+fn struct_fields(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if let Some(name) = current.as_ref() {
+            if trimmed == "}" {
+                current = None;
+            } else if !trimmed.starts_with("//") {
+                out.push((name.clone(), trimmed.to_owned()));
+            }
+            continue;
+        }
+        let head = trimmed
+            .trim_start_matches("pub(crate) ")
+            .trim_start_matches("pub ");
+        if let Some(rest) = head.strip_prefix("struct ")
+            && trimmed.ends_with('{')
+        {
+            current = Some(rest.chars().take_while(|c| c.is_alphanumeric()).collect());
+        }
+    }
+    out
+}
+
+#[test]
+fn each_service_holds_its_own_ports_not_the_bag_or_another_room() {
+    let mut files = Vec::new();
+    rust_files(&workspace().join("crates/app/src"), &mut files);
+    let mut offences = Vec::new();
+    for file in files {
+        let text = fs::read_to_string(&file).expect("source");
+        for (name, field) in struct_fields(&text) {
+            let ty = field.split_once(':').map(|(_, t)| t).unwrap_or_default();
+            let holds_bag = ty
+                .split(|c: char| !c.is_alphanumeric())
+                .any(|w| w == "Services" || w == "Lottery");
+            // `Lottery` is the one assembly of the rooms; nothing else may hold it or the bag.
+            if holds_bag && name != "Lottery" {
+                offences.push(format!("{}: {name} holds {}", file.display(), field));
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "a service holds the whole set of ports (or another service's entry point); give it \
+         only the ports it uses:\n{}",
+        offences.join("\n")
+    );
+}
+
+#[test]
+fn the_field_check_sees_a_held_bag() {
+    let text = "pub struct Sync {\n    pub(crate) lottery: Lottery,\n}\nstruct Ok {\n    stock: Arc<dyn StockLedger>,\n}\n";
+    let fields = struct_fields(text);
+    assert_eq!(fields.len(), 2);
+    assert_eq!(
+        fields[0],
+        ("Sync".into(), "pub(crate) lottery: Lottery,".into())
+    );
+}
+
+#[test]
+fn player_handlers_reach_no_admin_use_case() {
+    let path = workspace().join("crates/server/src/api/user.rs");
+    let text = fs::read_to_string(&path).expect("user handlers");
+    let hits: Vec<_> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            l.split("//")
+                .next()
+                .unwrap_or_default()
+                .contains("administration()")
+        })
+        .map(|(n, l)| format!("line {}: {}", n + 1, l.trim()))
+        .collect();
+    assert!(
+        hits.is_empty(),
+        "a player's request reaches an admin use case:\n{}",
+        hits.join("\n")
+    );
+}

@@ -107,11 +107,20 @@ fn command(stock: u32) -> DeployCommand {
 
 /// `users` concurrent users drawing as fast as they can for a fixed time; returns draws/s.
 async fn pipeline(lottery: &Lottery, users: usize, seconds: u64) -> f64 {
-    let Ok(d) = lottery.deploy(command(u32::MAX / 2), "bench").await else {
+    let Ok(d) = lottery
+        .administration()
+        .deploy(command(u32::MAX / 2), "bench")
+        .await
+    else {
         return 0.0;
     };
     for a in [Action::Submit, Action::Approve, Action::Start] {
-        if lottery.act(d.activity_id, a).await.is_err() {
+        if lottery
+            .administration()
+            .act(d.activity_id, a)
+            .await
+            .is_err()
+        {
             return 0.0;
         }
     }
@@ -132,7 +141,7 @@ async fn pipeline(lottery: &Lottery, users: usize, seconds: u64) -> f64 {
                         idempotency_key: None,
                         shipping: None,
                     };
-                    if lottery.draw(req).await.is_ok() {
+                    if lottery.drawing().draw(req).await.is_ok() {
                         done += 1;
                     }
                 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use db_router::RouterConfig;
 use lottery_activity::{EventPublisher, MessageHandler, StockLedger, Topic};
 use lottery_app::{
-    AwardDelivery, InProcessBus, Lottery, OutboxRelay, RelayOptions, Scheduler, SchedulerOptions,
-    Services, WorkerIdentity,
+    AwardDelivery, InProcessBus, Lottery, OutboxRelay, RelayOptions, SchedulerOptions, Services,
+    WorkerIdentity,
 };
 use lottery_award::AwardRegistry;
 use lottery_domain::{ActivityId, SystemClock};
@@ -456,7 +456,8 @@ impl Jobs<'_> {
         };
         let counted = self.metrics.clone();
         let scheduler = Arc::new(
-            Scheduler::new(self.lottery.clone(), Some(self.relay), options)
+            self.lottery
+                .scheduler(Some(self.relay), options)
                 .on_report(Arc::new(move |report| counted.record_job(report))),
         );
         let mut workers = vec![tokio::spawn(scheduler.run(stopped.clone()))];

@@ -208,13 +208,18 @@ async fn seed_demo(common: &Common) -> Result<(), String> {
         .map_err(|e| report(&e))?;
     let demo = lottery_server::api::demo_command();
     let lottery = &built.state.lottery;
-    let deployed = lottery.deploy(demo, "demo").await.map_err(|e| report(&e))?;
+    let deployed = lottery
+        .administration()
+        .deploy(demo, "demo")
+        .await
+        .map_err(|e| report(&e))?;
     for action in [
         lottery_activity::Action::Submit,
         lottery_activity::Action::Approve,
         lottery_activity::Action::Start,
     ] {
         lottery
+            .administration()
             .act(deployed.activity_id, action)
             .await
             .map_err(|e| report(&e))?;

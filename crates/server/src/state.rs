@@ -115,7 +115,7 @@ impl AppState {
     }
 
     pub async fn gauges(&self) -> Gauges {
-        let figures = self.lottery.gauges().await;
+        let figures = self.lottery.queries().gauges().await;
         let mut gauges = Gauges {
             stock_left: figures
                 .stock_left

@@ -398,27 +398,26 @@ async fn two_relays_and_two_schedulers_side_by_side() {
         let mut cmd = lottery_server::api::demo_command();
         cmd.name = format!("scheduled {i}");
         cmd.begin_time = now - chrono::Duration::minutes(5);
-        let d = lottery.deploy(cmd, "admin").await.expect("deploy");
+        let d = lottery
+            .administration()
+            .deploy(cmd, "admin")
+            .await
+            .expect("deploy");
         lottery
+            .administration()
             .act(d.activity_id, lottery_activity::Action::Submit)
             .await
             .expect("submit");
         lottery
+            .administration()
             .act(d.activity_id, lottery_activity::Action::Approve)
             .await
             .expect("approve");
         ids.push(d.activity_id);
     }
-    let s1 = lottery_app::Scheduler::new(
-        lottery.clone(),
-        None,
-        lottery_app::SchedulerOptions::default(),
-    );
-    let s2 = lottery_app::Scheduler::new(
-        lottery_app::Lottery::new(w.svc.clone()),
-        None,
-        lottery_app::SchedulerOptions::default(),
-    );
+    let s1 = lottery.scheduler(None, lottery_app::SchedulerOptions::default());
+    let s2 = lottery_app::Lottery::new(w.svc.clone())
+        .scheduler(None, lottery_app::SchedulerOptions::default());
     let (a, b) = tokio::join!(s1.move_activities(), s2.move_activities());
     assert_eq!(
         a.expect("scheduler 1") + b.expect("scheduler 2"),
@@ -427,7 +426,12 @@ async fn two_relays_and_two_schedulers_side_by_side() {
     );
     for id in ids {
         assert_eq!(
-            lottery.activity(id).await.expect("activity").state(),
+            lottery
+                .administration()
+                .activity(id)
+                .await
+                .expect("activity")
+                .state(),
             lottery_activity::ActivityState::Doing
         );
     }

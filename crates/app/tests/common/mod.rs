@@ -262,9 +262,14 @@ pub fn command(
 
 /// Deploys and walks the activity to `doing`.
 pub async fn running(lottery: &Lottery, cmd: DeployCommand) -> Deployed {
-    let deployed = lottery.deploy(cmd, "admin").await.expect("deploy");
+    let deployed = lottery
+        .administration()
+        .deploy(cmd, "admin")
+        .await
+        .expect("deploy");
     for action in [Action::Submit, Action::Approve, Action::Start] {
         lottery
+            .administration()
             .act(deployed.activity_id, action)
             .await
             .expect("review");

@@ -32,6 +32,7 @@ pub async fn deploy(
 ) -> ApiResult<(StatusCode, axum::Json<DeployedResponse>)> {
     let deployed = state
         .lottery
+        .administration()
         .deploy(body.into_command()?, &admin.name)
         .await?;
     Ok((StatusCode::CREATED, axum::Json(deployed.into())))
@@ -58,6 +59,7 @@ pub async fn list(
     let p = page(q.offset, q.limit);
     let items = state
         .lottery
+        .administration()
         .list_activities(
             &ActivityFilter {
                 name: q.name,
@@ -86,7 +88,7 @@ pub async fn detail(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<axum::Json<ActivityDetail>> {
     let id = parse_activity_id(&id)?;
-    let d = state.lottery.activity_detail(id).await?;
+    let d = state.lottery.administration().activity_detail(id).await?;
     let awards = d
         .awards
         .iter()
@@ -173,6 +175,7 @@ pub async fn orders(
     let limit = q.limit.unwrap_or(50);
     let page = state
         .lottery
+        .administration()
         .orders_in_state(
             OrderFilter {
                 state: grant_state,
@@ -203,6 +206,7 @@ pub async fn revise(
     let id = parse_activity_id(&id)?;
     let deployed = state
         .lottery
+        .administration()
         .revise(id, body.into_command()?, &admin.name)
         .await?;
     Ok(axum::Json(deployed.into()))
@@ -225,7 +229,7 @@ pub async fn act(
             "{e}; expected submit, approve, refuse, revoke, start, close or open"
         ))
     })?;
-    let to = state.lottery.act(id, action).await?;
+    let to = state.lottery.administration().act(id, action).await?;
     Ok(axum::Json(StateResponse {
         activity_id: id.to_string(),
         state: to.to_string(),
@@ -247,7 +251,7 @@ pub async fn create_tree(
         Some(raw) => raw
             .parse::<TreeId>()
             .map_err(|e| ApiError::BadRequest(format!("tree_id: {e}")))?,
-        None => state.lottery.new_tree_id()?,
+        None => state.lottery.administration().new_tree_id()?,
     };
     let mut nodes = Vec::with_capacity(body.nodes.len());
     for (i, n) in body.nodes.into_iter().enumerate() {
@@ -270,7 +274,7 @@ pub async fn create_tree(
     }
     let tree = RuleTree::new(id, body.name, body.root.into(), nodes, lines)
         .map_err(|e| ApiError::BadRequest(format!("invalid rule tree: {e}")))?;
-    let id = state.lottery.save_tree(tree).await?;
+    let id = state.lottery.administration().save_tree(tree).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(TreeCreated {
@@ -289,7 +293,7 @@ pub async fn list_trees(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<axum::Json<TreeList>> {
     let p = page(q.offset, q.limit);
-    let trees = state.lottery.trees(p).await?;
+    let trees = state.lottery.administration().trees(p).await?;
     Ok(axum::Json(TreeList {
         items: trees
             .into_iter()
@@ -319,7 +323,7 @@ pub async fn get_tree(
     let id: TreeId = id
         .parse()
         .map_err(|e| ApiError::BadRequest(format!("tree id: {e}")))?;
-    let tree = state.lottery.tree(id).await?;
+    let tree = state.lottery.administration().tree(id).await?;
     Ok(axum::Json(TreeView {
         tree_id: tree.id().to_string(),
         name: tree.name().to_owned(),
@@ -370,6 +374,7 @@ pub async fn simulate(
         (Some(id), None) => {
             state
                 .lottery
+                .administration()
                 .simulate_activity(parse_activity_id(id)?, body.draws)
                 .await?
         }
@@ -395,6 +400,7 @@ pub async fn simulate(
             }
             state
                 .lottery
+                .administration()
                 .simulate_draft(mode, &shares, body.draws)
                 .await?
         }

@@ -61,7 +61,8 @@ pub async fn activity(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<axum::Json<PublicActivity>> {
     let id = parse_activity_id(&id)?;
-    let lottery_app::ActivityView { config, stock } = state.lottery.activity_view(id).await?;
+    let lottery_app::ActivityView { config, stock } =
+        state.lottery.queries().activity_view(id).await?;
     let a = &config.activity;
     let awards = config
         .strategy()
@@ -138,7 +139,9 @@ pub async fn draw(
         idempotency_key: idempotency_key(&headers)?,
         shipping,
     };
-    let result = state.observe_draw(state.lottery.draw(request)).await?;
+    let result = state
+        .observe_draw(state.lottery.drawing().draw(request))
+        .await?;
     Ok(axum::Json(result.into()))
 }
 
@@ -165,14 +168,14 @@ pub async fn draw_by_rules(
     let facts =
         Facts::from_json(&body.facts).map_err(|e| ApiError::BadRequest(format!("facts: {e}")))?;
     state.rate_limit(&user)?;
-    let tree = state.lottery.tree(tree_id).await?;
     let key = idempotency_key(&headers)?;
     let shipping = body.shipping_address.map(Into::into);
     let result = state
         .observe_draw(
             state
                 .lottery
-                .draw_by_rules(user.id, &tree, &facts, key, shipping),
+                .drawing()
+                .draw_by_rules(user.id, tree_id, &facts, key, shipping),
         )
         .await?;
     Ok(axum::Json(result.into()))
@@ -189,7 +192,7 @@ pub async fn my_orders(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<axum::Json<OrderList>> {
     let page = Page::new(q.offset.unwrap_or(0), q.limit.unwrap_or(50));
-    let orders = state.lottery.user_orders(&user.id, page).await?;
+    let orders = state.lottery.queries().user_orders(&user.id, page).await?;
     Ok(axum::Json(OrderList {
         items: orders.iter().map(OrderView::from).collect(),
         offset: page.offset,
@@ -221,6 +224,7 @@ pub async fn give_shipping(
     let address: ShippingRequest = address_body(&body)?;
     let order = state
         .lottery
+        .fulfilment()
         .give_address(&user.id, order, address.into())
         .await?;
     Ok(axum::Json(OrderView::from(&order)))
@@ -238,9 +242,10 @@ pub async fn my_activity(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<axum::Json<MyActivity>> {
     let id = parse_activity_id(&id)?;
-    let view = state.lottery.user_activity(&user.id, id).await?;
+    let view = state.lottery.queries().user_activity(&user.id, id).await?;
     let takes = state
         .lottery
+        .queries()
         .user_takes(&user.id, Some(id), Page::new(0, 200))
         .await?;
     Ok(axum::Json(MyActivity {
