@@ -147,7 +147,7 @@ impl ConfigCache {
             entries.get(&id).map(|e| e.cell.clone())
         };
         let Some(cell) = cell else {
-            return Err(AppError::Internal("cache entry vanished".into()));
+            return Err(AppError::internal("cache entry vanished"));
         };
         if let Some(hit) = cell.get() {
             self.stats.hits.fetch_add(1, Ordering::Relaxed);
@@ -188,7 +188,7 @@ impl ConfigCache {
             .strategy(activity.strategy_id())
             .await?
             .ok_or_else(|| {
-                AppError::Internal(format!(
+                AppError::internal(format!(
                     "strategy {} of activity {id} is missing",
                     activity.strategy_id()
                 ))
@@ -203,7 +203,7 @@ impl ConfigCache {
             .map(|a| (a.id, a))
             .collect();
         if let Some(missing) = ids.iter().find(|id| !awards.contains_key(id)) {
-            return Err(AppError::Internal(format!(
+            return Err(AppError::internal(format!(
                 "award {missing} of activity {id} is missing"
             )));
         }

@@ -198,8 +198,8 @@ impl Administration {
                 }
             }
         }
-        Err(AppError::Unavailable(
-            "no free id could be generated for the deployment; retry".into(),
+        Err(AppError::unavailable(
+            "no free id could be generated for the deployment; retry",
         ))
     }
 

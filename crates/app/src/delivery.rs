@@ -128,10 +128,10 @@ impl OutboxRelay {
                     let park = attempts >= self.options.max_attempts;
                     let next = self.ports.clock.now() + self.backoff(attempts);
                     if park {
-                        error!(message = %message.message_id, attempts, error = %e, "outbox message parked");
+                        error!(message = %message.message_id, attempts, error = %lottery_domain::Chain(&e), "outbox message parked");
                         report.parked += 1;
                     } else {
-                        debug!(message = %message.message_id, attempts, error = %e, "outbox publish failed; will retry");
+                        debug!(message = %message.message_id, attempts, error = %lottery_domain::Chain(&e), "outbox publish failed; will retry");
                         report.retried += 1;
                     }
                     first_error.get_or_insert_with(|| e.to_string());

@@ -178,9 +178,7 @@ impl Drawing {
         let waited = tokio::time::timeout(self.deadline, outcome.wait_for(Option::is_some));
         let result = match waited.await {
             Ok(Ok(result)) => result.clone().unwrap_or(Err(AppError::OutcomeUnknown)),
-            Ok(Err(_)) => Err(AppError::Internal(
-                "draw task ended without an outcome".into(),
-            )),
+            Ok(Err(_)) => Err(AppError::internal("draw task ended without an outcome")),
             Err(_) => Err(AppError::OutcomeUnknown),
         };
         result.map(|mut r| {
@@ -219,8 +217,8 @@ impl Drawing {
                 other => return other,
             }
         }
-        Err(AppError::Unavailable(
-            "the activity's stock was reloaded meanwhile; draw again".into(),
+        Err(AppError::unavailable(
+            "the activity's stock was reloaded meanwhile; draw again",
         ))
     }
 
@@ -300,8 +298,8 @@ impl Drawing {
                 Err(ParticipationError::SoldOut.into())
             }
             ClaimOutcome::QuotaExhausted => Err(self.quota_exhausted(config)),
-            ClaimOutcome::Withdrawn => Err(AppError::Unavailable(
-                "the draw was interrupted; draw again".into(),
+            ClaimOutcome::Withdrawn => Err(AppError::unavailable(
+                "the draw was interrupted; draw again",
             )),
             ClaimOutcome::Granted {
                 award,
@@ -351,7 +349,7 @@ impl Drawing {
                 Err(AppError::Stale)
             }
             RecordOutcome::Voided | RecordOutcome::TakeNotOpen | RecordOutcome::Recorded => Err(
-                AppError::Unavailable("the draw was interrupted; draw again".into()),
+                AppError::unavailable("the draw was interrupted; draw again"),
             ),
         }
     }
@@ -403,7 +401,7 @@ impl Drawing {
             .evaluate(facts)
             .map_err(|e| AppError::Invalid(e.to_string()))?;
         let activity: ActivityId = decision.value.parse().map_err(|_| {
-            AppError::Internal(format!(
+            AppError::internal(format!(
                 "rule tree {} leads to {:?}, which is not an activity id",
                 tree.id(),
                 decision.value
@@ -468,7 +466,7 @@ impl Drawing {
                 }
             }
         }
-        Err(AppError::Unavailable("stock could not be loaded".into()))
+        Err(AppError::unavailable("stock could not be loaded"))
     }
 
     /// Gives a claim back. If the store cannot be reached now, the claim stays pending and
@@ -476,7 +474,7 @@ impl Drawing {
     pub(crate) async fn give_back(&self, claim: &StockClaim) {
         if let Err(e) = self.stock.release(claim).await {
             // Many at once while the store is down; the reconciler reports what it repairs.
-            tracing::debug!(claim = %claim.claim_id, activity = %claim.activity_id, error = %e,
+            tracing::debug!(claim = %claim.claim_id, activity = %claim.activity_id, error = %lottery_domain::Chain(&e),
                 "stock claim not given back now; the reconciler will");
         }
     }
@@ -530,7 +528,7 @@ impl Drawing {
             .awards
             .get(&award)
             .cloned()
-            .ok_or_else(|| AppError::Internal(format!("award {award} is not configured")))?;
+            .ok_or_else(|| AppError::internal(format!("award {award} is not configured")))?;
         let awaits_address = req.shipping.is_none() && self.registry.needs_address(&award.kind);
         let activity = &config.activity;
         let order = WinOrder {
@@ -575,5 +573,5 @@ pub(crate) fn invoice_message(
         award: order.award.clone(),
         shipping,
     };
-    OutboxMessage::invoice(&invoice, at).map_err(|e| AppError::Internal(format!("invoice: {e}")))
+    OutboxMessage::invoice(&invoice, at).map_err(|e| AppError::internal(format!("invoice: {e}")))
 }

@@ -57,8 +57,8 @@ impl WorkerIdentity {
             .acquire(&holder, now, now + ms(ttl))
             .await?
             .ok_or_else(|| {
-                AppError::Unavailable(
-                    "every snowflake worker id (1,024) is held by a live instance".into(),
+                AppError::unavailable(
+                    "every snowflake worker id (1,024) is held by a live instance",
                 )
             })?;
         // No ids until the first renewal has recorded how far this holder may issue them.
@@ -122,7 +122,7 @@ impl WorkerIdentity {
             .leases
             .acquire(&self.holder, now, now + ms(self.ttl))
             .await?
-            .ok_or_else(|| AppError::Unavailable("no snowflake worker id is free".into()))?;
+            .ok_or_else(|| AppError::unavailable("no snowflake worker id is free"))?;
         self.ids
             .snowflake()
             .rebase(acquired.worker_id, acquired.high_water_unix_ms)?;
@@ -155,7 +155,7 @@ impl WorkerIdentity {
                 }
                 Err(e) => {
                     if self.renewing.swap(false, Ordering::SeqCst) {
-                        error!(worker = self.worker_id(), error = %e,
+                        error!(worker = self.worker_id(), error = %lottery_domain::Chain(&e),
                             "cannot renew the worker id lease; ids stop when it runs out");
                     }
                 }
@@ -173,7 +173,7 @@ impl WorkerIdentity {
             .release(self.worker_id(), &self.holder, high_water)
             .await
         {
-            warn!(error = %e, "could not give the worker id lease up; it expires by itself");
+            warn!(error = %lottery_domain::Chain(&e), "could not give the worker id lease up; it expires by itself");
         }
     }
 }

@@ -25,7 +25,7 @@ impl Changes {
             && let Err(e) = feed.announce(id).await
         {
             // Other instances still converge within the cache's time-to-live.
-            warn!(activity = %id, error = %e, "could not announce a configuration change");
+            warn!(activity = %id, error = %lottery_domain::Chain(&e), "could not announce a configuration change");
         }
     }
 }
@@ -169,7 +169,7 @@ impl StockLoader {
             return;
         }
         if let Err(e) = self.reload(config, generation).await {
-            warn!(activity = %id, error = %e, "could not reload stock behind its fence");
+            warn!(activity = %id, error = %lottery_domain::Chain(&e), "could not reload stock behind its fence");
         }
     }
 }

@@ -123,7 +123,7 @@ impl Reconciler {
                 }
                 Err(e) => {
                     report.unresolved += 1;
-                    warn!(activity = %id, claim = %claim.claim_id, error = %e,
+                    warn!(activity = %id, claim = %claim.claim_id, error = %lottery_domain::Chain(&e),
                         "pending claim left for a later round");
                 }
             }

@@ -208,10 +208,10 @@ impl Scheduler {
                             }
                             Err(e) => match gate.failed() {
                                 Failure::Started => {
-                                    warn!(job = job.name(), error = %e, "scheduled job failed");
+                                    warn!(job = job.name(), error = %lottery_domain::Chain(&e), "scheduled job failed");
                                 }
                                 Failure::Continuing { held_back } => {
-                                    warn!(job = job.name(), error = %e, failures = held_back + 1,
+                                    warn!(job = job.name(), error = %lottery_domain::Chain(&e), failures = held_back + 1,
                                         "scheduled job still failing");
                                 }
                                 Failure::Quiet => {}

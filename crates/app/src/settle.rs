@@ -43,7 +43,7 @@ async fn run(stock: Arc<dyn StockLedger>, mut rx: mpsc::UnboundedReceiver<(Activ
         }
         for (activity, claims) in by_activity {
             if let Err(e) = stock.settle(activity, &claims).await {
-                debug!(%activity, claims = claims.len(), error = %e,
+                debug!(%activity, claims = claims.len(), error = %lottery_domain::Chain(&e),
                     "claims not marked settled; the reconciler will read them back");
             }
         }

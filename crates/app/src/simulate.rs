@@ -68,7 +68,7 @@ impl Administration {
             });
         }
         // Never stored: the id only satisfies the type.
-        let id = StrategyId::new(1).map_err(|e| AppError::Internal(e.to_string()))?;
+        let id = StrategyId::new(1).map_err(|e| AppError::internal(e.to_string()))?;
         let strategy = Strategy::new(id, mode, awards, None)
             .map_err(|e| AppError::Invalid(format!("strategy: {e}")))?;
         self.simulate(strategy, draws).await
@@ -84,7 +84,7 @@ impl Administration {
         }
         tokio::task::spawn_blocking(move || simulate(&strategy, draws))
             .await
-            .map_err(|e| AppError::Internal(format!("simulation failed: {e}")))
+            .map_err(|e| AppError::internal(format!("simulation failed: {e}")))
     }
 }
 

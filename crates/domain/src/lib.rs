@@ -9,6 +9,6 @@ mod id;
 mod user;
 
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use error::{RepoError, RepoResult};
+pub use error::{Cause, Chain, RepoError, RepoResult};
 pub use id::{ActivityId, AwardId, IdError, OrderId, StrategyId, TakeId, TreeId};
 pub use user::{UserId, UserIdError};

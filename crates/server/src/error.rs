@@ -84,7 +84,7 @@ impl ApiError {
         let request = crate::request_id::current().unwrap_or_default();
         match self {
             Self::App(AppError::Internal(_)) => {
-                error!(request_id = %request, error = %self, "internal error");
+                error!(request_id = %request, error = %lottery_domain::Chain(self), "internal error");
                 "internal error; it has been logged".to_owned()
             }
             Self::App(AppError::Unavailable(_)) => {
@@ -96,7 +96,7 @@ impl ApiError {
                     Failure::Quiet => None,
                 };
                 if let Some(held_back) = held_back {
-                    warn!(request_id = %request, error = %self, held_back,
+                    warn!(request_id = %request, error = %lottery_domain::Chain(self), held_back,
                         "request failed: a backing service is unavailable");
                 }
                 "a service the platform depends on is unavailable; retry later".to_owned()

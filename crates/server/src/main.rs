@@ -233,19 +233,8 @@ async fn seed_demo(common: &Common) -> Result<(), String> {
 }
 
 /// An error with its causes, outermost first: `cannot start: stock store: connection refused`.
-fn report(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        let more = e.to_string();
-        // Transparent wrappers repeat their source's words.
-        if !text.ends_with(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = e.source();
-    }
-    text
+fn report(error: &(dyn std::error::Error + 'static)) -> String {
+    lottery_domain::Chain(error).to_string()
 }
 
 fn mode_name(mode: Mode) -> &'static str {

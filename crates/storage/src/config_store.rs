@@ -250,7 +250,7 @@ impl ConfigStore {
             }
         };
         let value = i64::try_from(generation).map_err(|_| {
-            RepoError::Corrupt(format!("stock generation {generation} out of range"))
+            RepoError::corrupt(format!("stock generation {generation} out of range"))
         })?;
         for db in &databases {
             let pool = self.router.pool(db).map_err(router_error)?;

@@ -274,23 +274,23 @@ impl DrawRepository for DrawStore {
         match &self.writers {
             Some(writers) => {
                 let sender = writers.get(route.db_index()).ok_or_else(|| {
-                    RepoError::Unavailable(format!("no writer for shard {}", route.db_label()))
+                    RepoError::unavailable(format!("no writer for shard {}", route.db_label()))
                 })?;
                 let (reply, answer) = oneshot::channel();
                 sender
                     .send(Job { record, reply })
                     .await
-                    .map_err(|_| RepoError::Unavailable("draw writer stopped".into()))?;
+                    .map_err(|_| RepoError::unavailable("draw writer stopped"))?;
                 answer
                     .await
-                    .map_err(|_| RepoError::Unavailable("draw writer stopped".into()))?
+                    .map_err(|_| RepoError::unavailable("draw writer stopped"))?
             }
             None => {
                 let pool = self.router.pool(&route).map_err(router)?;
                 write_batch(&self.router, pool, self.router.dialect(), &[&record])
                     .await
                     .pop()
-                    .unwrap_or_else(|| Err(RepoError::Unavailable("no result".into())))
+                    .unwrap_or_else(|| Err(RepoError::unavailable("no result")))
             }
         }
     }

@@ -2,7 +2,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures::FutureExt;
-use lottery_domain::{RepoError, RepoResult};
+use lottery_domain::{Cause, RepoError, RepoResult};
 
 /// Errors of setting storage up (connecting, migrating). Repository calls report
 /// [`RepoError`] instead, so the domain never sees a driver type.
@@ -37,20 +37,20 @@ pub(crate) fn repo(e: sqlx::Error) -> RepoError {
             tracing::debug!(error = %db.message(), "unique key violated");
             RepoError::Conflict("a record with the same key is already stored".into())
         }
-        sqlx::Error::RowNotFound => RepoError::NotFound(e.to_string()),
+        sqlx::Error::RowNotFound => RepoError::NotFound("the record".into()),
         sqlx::Error::ColumnDecode { .. }
         | sqlx::Error::Decode(_)
-        | sqlx::Error::ColumnNotFound(_) => RepoError::Corrupt(e.to_string()),
-        _ => RepoError::Unavailable(e.to_string()),
+        | sqlx::Error::ColumnNotFound(_) => RepoError::Corrupt(Cause::new(e)),
+        _ => RepoError::Unavailable(Cause::new(e)),
     }
 }
 
 pub(crate) fn router(e: db_router::RouterError) -> RepoError {
-    RepoError::Unavailable(e.to_string())
+    RepoError::Unavailable(Cause::new(e))
 }
 
 pub(crate) fn corrupt(what: impl std::fmt::Display) -> RepoError {
-    RepoError::Corrupt(what.to_string())
+    RepoError::corrupt(what.to_string())
 }
 
 /// Whether the database gave up on a transaction because of lock contention (deadlock, lock

@@ -80,7 +80,7 @@ impl FaultyDraws {
 #[async_trait::async_trait]
 impl DrawRepository for FaultyDraws {
     async fn record_draw(&self, record: DrawRecord) -> RepoResult<RecordOutcome> {
-        let fail = || RepoError::Unavailable(format!("injected: {:?}", self.fault));
+        let fail = || RepoError::unavailable(format!("injected: {:?}", self.fault));
         if self.fault == DrawFault::Refuse && self.take_one() {
             return Err(fail());
         }
