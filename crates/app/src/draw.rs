@@ -138,7 +138,7 @@ impl Drawing {
     /// outcome is not known within the draw deadline the answer is
     /// [`AppError::OutcomeUnknown`], and a replay with the same idempotency key returns the
     /// real outcome.
-    pub async fn draw(&self, req: DrawRequest) -> Result<DrawResult, AppError> {
+    pub async fn draw(self: &Arc<Self>, req: DrawRequest) -> Result<DrawResult, AppError> {
         if let Some(key) = &req.idempotency_key
             && (key.is_empty()
                 || key.len() > MAX_IDEMPOTENCY_KEY
@@ -160,7 +160,7 @@ impl Drawing {
                 outcome,
                 done,
             } => {
-                let me = self.clone();
+                let me = Arc::clone(self);
                 // A child of the caller's span, so the draw's lines carry the request's id
                 // even after the caller has gone.
                 let span = tracing::info_span!("draw", activity = %req.activity, user = %req.user);
@@ -385,7 +385,7 @@ impl Drawing {
 
     /// Picks the activity with a stored rule tree from the user's facts, then draws.
     pub async fn draw_by_rules(
-        &self,
+        self: &Arc<Self>,
         user: UserId,
         tree: TreeId,
         facts: &Facts,

@@ -121,8 +121,13 @@ impl std::fmt::Debug for Services {
 /// [`Lottery::stock_sync`], [`Lottery::reconciler`]). Each service holds only the ports it
 /// uses; nothing here hands a port out.
 #[derive(Clone)]
-pub struct Lottery {
-    drawing: Drawing,
+pub struct Lottery(Arc<Rooms>);
+
+/// Every room, shared: a `Lottery` is cloned per request and per job, so a clone is one
+/// reference count.
+#[derive(Clone)]
+struct Rooms {
+    drawing: Arc<Drawing>,
     administration: Administration,
     queries: Queries,
     fulfilment: Fulfilment,
@@ -167,8 +172,8 @@ impl Lottery {
             clock: svc.clock.clone(),
             reloading: Arc::default(),
         };
-        Self {
-            drawing: Self::drawing_of(&svc, &cache, loader.clone()),
+        Self(Arc::new(Rooms {
+            drawing: Arc::new(Self::drawing_of(&svc, &cache, loader.clone())),
             administration: Self::administration_of(&svc, view.clone(), changes.clone()),
             queries: Queries {
                 cache: cache.clone(),
@@ -194,7 +199,7 @@ impl Lottery {
             },
             cache,
             changes,
-        }
+        }))
     }
 
     fn administration_of(
@@ -236,7 +241,7 @@ impl Lottery {
     /// keep it below the request timeout.
     #[must_use]
     pub fn with_draw_deadline(mut self, deadline: std::time::Duration) -> Self {
-        self.drawing.deadline = deadline;
+        Arc::make_mut(&mut Arc::make_mut(&mut self.0).drawing).deadline = deadline;
         self
     }
 
@@ -244,38 +249,38 @@ impl Lottery {
     /// Only the first feed given counts.
     #[must_use]
     pub fn with_change_feed(self, feed: Arc<dyn lottery_activity::ChangeFeed>) -> Self {
-        let _ = self.changes.feed.set(feed);
+        let _ = self.0.changes.feed.set(feed);
         self
     }
 
     /// Draws: draw, draw by rules, replay.
-    pub fn drawing(&self) -> &Drawing {
-        &self.drawing
+    pub fn drawing(&self) -> &Arc<Drawing> {
+        &self.0.drawing
     }
 
     /// The admin's commands and views.
     pub fn administration(&self) -> &Administration {
-        &self.administration
+        &self.0.administration
     }
 
     /// The users' read models and the metrics' figures.
     pub fn queries(&self) -> &Queries {
-        &self.queries
+        &self.0.queries
     }
 
     /// A winner's part after the draw.
     pub fn fulfilment(&self) -> &Fulfilment {
-        &self.fulfilment
+        &self.0.fulfilment
     }
 
     /// The background jobs, each on its interval and lease; `relay` moves the outbox.
     pub fn scheduler(&self, relay: Option<OutboxRelay>, options: SchedulerOptions) -> Scheduler {
-        let j = &self.jobs;
+        let j = &self.0.jobs;
         Scheduler {
             activities: j.activities.clone(),
             leases: j.leases.clone(),
             clock: j.clock.clone(),
-            changes: self.changes.clone(),
+            changes: self.0.changes.clone(),
             sync: self.stock_sync(),
             reconciler: self.reconciler(options.reconcile_grace),
             relay,
@@ -287,11 +292,11 @@ impl Lottery {
     /// The stock sync (see [`StockSync`]), to run outside the scheduler.
     pub fn stock_sync(&self) -> StockSync {
         StockSync {
-            activities: self.jobs.activities.clone(),
-            stock: self.jobs.stock.clone(),
-            cache: self.cache.clone(),
-            view: self.jobs.view.clone(),
-            loader: self.jobs.loader.clone(),
+            activities: self.0.jobs.activities.clone(),
+            stock: self.0.jobs.stock.clone(),
+            cache: self.0.cache.clone(),
+            view: self.0.jobs.view.clone(),
+            loader: self.0.jobs.loader.clone(),
         }
     }
 
@@ -299,30 +304,30 @@ impl Lottery {
     /// before it is examined.
     pub fn reconciler(&self, grace: std::time::Duration) -> Reconciler {
         Reconciler {
-            activities: self.jobs.activities.clone(),
-            stock: self.jobs.stock.clone(),
-            draws: self.jobs.draws.clone(),
-            clock: self.jobs.clock.clone(),
+            activities: self.0.jobs.activities.clone(),
+            stock: self.0.jobs.stock.clone(),
+            draws: self.0.jobs.draws.clone(),
+            clock: self.0.jobs.clock.clone(),
             grace,
         }
     }
 
     /// A handle that drops cached configurations, for another instance's announcements.
     pub fn cache_invalidation(&self) -> CacheInvalidation {
-        CacheInvalidation::new(self.cache.clone())
+        CacheInvalidation::new(self.0.cache.clone())
     }
 
     /// How the configuration cache is doing (hits, loads), for metrics.
     pub fn cache_stats(&self) -> &CacheStats {
-        self.cache.stats()
+        self.0.cache.stats()
     }
 }
 
 impl std::fmt::Debug for Lottery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lottery")
-            .field("cache", &self.cache)
-            .field("feed", &self.changes.feed.get().is_some())
+            .field("cache", &self.0.cache)
+            .field("feed", &self.0.changes.feed.get().is_some())
             .finish_non_exhaustive()
     }
 }
