@@ -56,8 +56,10 @@ if [ -z "${LOTTERY_TEST_MYSQL_URL:-}" ] && command -v mariadb >/dev/null 2>&1; t
 fi
 
 # Redis --------------------------------------------------------------------------------------
-# Fault tests also start private redis-server instances of their own.
+# Fault tests also start private redis-server instances of their own, and the cluster tests
+# private Redis Clusters (redis-server --cluster-enabled, joined with redis-cli --cluster).
 ensure_package redis-server redis-server
+ensure_package redis-cli redis-tools
 if ! port_open 6379; then
   log "starting Redis"
   $SUDO mkdir -p /var/lib/redis /var/log/redis

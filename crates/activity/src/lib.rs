@@ -16,10 +16,11 @@ pub use event::{
 pub use model::{Activity, ActivityError, ActivitySpec, ParticipationError};
 pub use port::{
     ActivityFilter, ActivityRepository, ChangeFeed, ClaimFate, ClaimOutcome, ClaimRef, Deploy,
-    DrawRecord, DrawRepository, GiveAddress, GrantRepository, JobLeases, Missing, OrderFilter,
-    OrderRepository, OutboxBacklog, OutboxRepository, Page, PastDraw, PendingClaim, PendingMessage,
-    RecordOutcome, Repositories, Revise, StockClaim, StockCounts, StockError, StockLedger,
-    StockSnapshot, TakeOutcome, TakeRepository, TakenId,
+    DrawRate, DrawRateLimit, DrawRecord, DrawRepository, GiveAddress, GrantRepository, JobLeases,
+    Missing, OrderFilter, OrderRepository, OutboxBacklog, OutboxRepository, Page, PastDraw,
+    PendingClaim, PendingMessage, RateDecision, RateLimitError, RecordOutcome, Repositories,
+    Revise, StockClaim, StockCounts, StockError, StockLedger, StockSnapshot, TakeOutcome,
+    TakeRepository, TakenId,
 };
 pub use records::{TakeState, UserTake, WinOrder};
 pub use state::{Action, ActivityState, TransitionError, UnknownName};

@@ -557,6 +557,66 @@ pub trait ChangeFeed: Send + Sync {
     async fn announce(&self, activity: ActivityId) -> Result<(), StockError>;
 }
 
+/// How often one user may draw: `per_second` draws a second on average, and up to `burst`
+/// at once after a pause (the generic cell rate algorithm, GCRA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrawRate {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+impl DrawRate {
+    /// The time one draw's allowance takes to come back, in microseconds (at least 1).
+    pub fn interval_micros(&self) -> u64 {
+        1_000_000 / u64::from(self.per_second.max(1))
+    }
+
+    /// How far ahead of the steady rate a user may draw, in microseconds: `burst - 1`
+    /// intervals, so that `burst` draws pass at once.
+    pub fn tolerance_micros(&self) -> u64 {
+        self.interval_micros() * u64::from(self.burst.max(1) - 1)
+    }
+}
+
+/// What a [`DrawRateLimit`] decided for one draw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateDecision {
+    /// The draw may go ahead; it was counted.
+    Allowed,
+    /// Too soon: the draw was not counted. `retry_after` is how long until one would be
+    /// allowed.
+    Limited { retry_after: std::time::Duration },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RateLimitError {
+    /// The limit's store did not answer in time; whether the draw was counted is unknown.
+    #[error("draw rate limit unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The per-user draw rate limit, one [`DrawRate`] for every user, counted wherever the
+/// limit's state lives: in process (embedded mode) or in Redis, shared by every instance
+/// (cluster mode), so a user's rate is the same behind one instance or many.
+///
+/// Contract (`crates/stock/tests/rate_limit.rs` runs it against each adapter):
+/// * `burst` draws in a row are allowed to a user who has not drawn for a while; the next
+///   is limited, and a limited draw counts nothing, so a client that keeps knocking does
+///   not push its own allowance further out;
+/// * the allowance comes back at `per_second`: over a long run a user is allowed at most
+///   `burst + per_second * seconds` draws, and `retry_after` is never longer than one
+///   interval;
+/// * users are independent; a user's state is dropped once the allowance is whole again,
+///   so memory follows the users drawing now, not every user ever seen;
+/// * errors: [`RateLimitError::Unavailable`] when the store cannot answer in time. The
+///   limit guards fairness, not stock (quotas and stock are checked atomically by the
+///   claim), so the caller may let the draw through (the server falls back to a limit of
+///   its own process: see docs/operations.md).
+#[async_trait::async_trait]
+pub trait DrawRateLimit: Send + Sync {
+    async fn admit(&self, user: &UserId) -> Result<RateDecision, RateLimitError>;
+}
+
 /// Every repository the application needs, as one storage adapter provides them: built in one
 /// place (`lottery_storage::Storage::repositories`) for the composition root and the tests.
 #[derive(Clone)]

@@ -252,10 +252,9 @@ async fn cluster_config(mysql: &FreshMysql, name: &str) -> Config {
             idle_transaction_timeout_secs: None,
         }),
         redis: Some(RedisConfig {
-            url: Service::Redis.url(),
             prefix: Some(name.to_owned()),
             pool_size: 8,
-            timeout_ms: None,
+            ..RedisConfig::new(Service::Redis.url())
         }),
         amqp: Some(AmqpConfig {
             url: Service::RabbitMq.url(),

@@ -5,16 +5,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use db_router::RouterConfig;
-use lottery_activity::{EventPublisher, MessageHandler, StockLedger, Topic};
+use lottery_activity::{
+    DrawRate, DrawRateLimit, EventPublisher, MessageHandler, RateDecision, StockLedger, Topic,
+};
 use lottery_app::{
-    AwardDelivery, InProcessBus, Lottery, OutboxRelay, RelayOptions, SchedulerOptions, Services,
-    WorkerIdentity,
+    AwardDelivery, Failure, InProcessBus, LogGate, Lottery, OutboxRelay, RelayOptions,
+    SchedulerOptions, Services, WorkerIdentity,
 };
 use lottery_award::AwardRegistry;
-use lottery_domain::{ActivityId, SystemClock};
+use lottery_domain::{ActivityId, SystemClock, UserId};
 use lottery_ids::IdSource;
 use lottery_mq::{AmqpConsumer, AmqpPublisher, MqAdmin, MqConfig};
-use lottery_stock::{MemoryLedger, RedisLedger};
+use lottery_stock::{MemoryDrawRateLimit, MemoryLedger, RedisDrawRateLimit, RedisLedger};
 use lottery_storage::Storage;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -139,8 +141,73 @@ pub fn keys(config: &Config) -> Result<Keys, StartError> {
 
 struct Backends {
     stock: Arc<dyn StockLedger>,
+    draw_limit: DrawLimiter,
     /// Cluster only: the broker.
     amqp: Option<(Arc<AmqpPublisher>, MqConfig)>,
+}
+
+/// The per-user draw rate limit as the handlers apply it. In cluster mode it lives in Redis,
+/// shared by every instance, so a user's rate is the same behind one instance or many. When
+/// Redis cannot answer, each instance falls back to a limit of its own process: failing
+/// open keeps draws going (the limit guards fairness, not stock: the claim checks stock and
+/// quotas atomically, and fails by itself while Redis is down), and the local limit still
+/// bounds a user to the rate times the number of instances meanwhile.
+#[derive(Clone)]
+pub struct DrawLimiter {
+    limit: Arc<dyn DrawRateLimit>,
+    /// Cluster mode: where a draw is counted while Redis cannot answer.
+    fallback: Option<Arc<MemoryDrawRateLimit>>,
+}
+
+impl std::fmt::Debug for DrawLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DrawLimiter")
+            .field("fallback", &self.fallback.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DrawLimiter {
+    fn in_process(rate: DrawRate) -> Self {
+        Self {
+            limit: Arc::new(MemoryDrawRateLimit::new(rate)),
+            fallback: None,
+        }
+    }
+
+    /// `Ok` when `user` may draw now; else how long until they may.
+    pub async fn check(&self, user: &UserId) -> Result<(), Duration> {
+        // Draws fail alike while Redis is down: one line when it starts, one every 30 s.
+        static UNAVAILABLE: LogGate = LogGate::new(Duration::from_secs(30));
+        let decision = match self.limit.admit(user).await {
+            Ok(decision) => {
+                if UNAVAILABLE.succeeded() {
+                    info!("draw rate limit: shared again across instances");
+                }
+                decision
+            }
+            Err(e) => {
+                if matches!(UNAVAILABLE.failed(), Failure::Started) {
+                    warn!(error = %e, "draw rate limit: Redis unavailable; limiting per instance");
+                }
+                match &self.fallback {
+                    Some(local) => local.admit(user).await.unwrap_or(RateDecision::Allowed),
+                    None => RateDecision::Allowed,
+                }
+            }
+        };
+        match decision {
+            RateDecision::Allowed => Ok(()),
+            RateDecision::Limited { retry_after } => Err(retry_after),
+        }
+    }
+}
+
+fn draw_rate(config: &Config) -> DrawRate {
+    DrawRate {
+        per_second: config.http.draws_per_second,
+        burst: config.http.draw_burst,
+    }
 }
 
 async fn backends(config: &Config) -> Result<Backends, StartError> {
@@ -148,14 +215,25 @@ async fn backends(config: &Config) -> Result<Backends, StartError> {
         Topology::Embedded(_) => {
             return Ok(Backends {
                 stock: Arc::new(MemoryLedger::new()),
+                draw_limit: DrawLimiter::in_process(draw_rate(config)),
                 amqp: None,
             });
         }
         Topology::Cluster { redis, amqp, .. } => (redis, amqp),
     };
-    let stock =
-        RedisLedger::connect(&redis.url, redis.ledger_options(&config.deployment_name())).await?;
+    // One connection (a pool, or the cluster client) for the stock and the rate limit.
+    let options = redis.ledger_options(&config.deployment_name());
+    let prefix = options.prefix.clone();
+    let stock = RedisLedger::connect_to(&redis.target(), options).await?;
     check_redis(&stock).await?;
+    let draw_limit = DrawLimiter {
+        limit: Arc::new(RedisDrawRateLimit::new(
+            stock.connection().clone(),
+            prefix,
+            draw_rate(config),
+        )),
+        fallback: Some(Arc::new(MemoryDrawRateLimit::new(draw_rate(config)))),
+    };
     let mq = amqp.mq_config(&config.deployment_name());
     // Declare the queues before anything is published, so no message is unroutable.
     let admin = MqAdmin::connect(&mq).await?;
@@ -164,6 +242,7 @@ async fn backends(config: &Config) -> Result<Backends, StartError> {
     let publisher = Arc::new(AmqpPublisher::new(mq.clone())?);
     Ok(Backends {
         stock: Arc::new(stock),
+        draw_limit,
         amqp: Some((publisher, mq)),
     })
 }
@@ -364,8 +443,7 @@ pub async fn build(config: &Config, role: Role) -> Result<Built, StartError> {
         keys,
         probe,
         config.mode(),
-        config.http.draws_per_second,
-        config.http.draw_burst,
+        backends.draw_limit.clone(),
     );
     Ok(Built {
         state,
@@ -425,7 +503,8 @@ fn change_feed(
     let Topology::Cluster { redis, .. } = config.topology()? else {
         return Ok(None);
     };
-    let feed = lottery_stock::RedisChangeFeed::new(&redis.url, &config.redis_prefix())?;
+    let feed = lottery_stock::RedisChangeFeed::for_target(&redis.target(), &config.redis_prefix())?
+        .with_timeout(redis.ledger_options(&config.deployment_name()).timeout);
     let (one, all) = (lottery.cache_invalidation(), lottery.cache_invalidation());
     let listener = feed.listen(move |id| one.invalidate(id), move || all.clear());
     Ok(Some((Arc::new(feed), listener)))

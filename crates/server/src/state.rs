@@ -1,14 +1,13 @@
 //! What every handler shares.
 
 use std::future::Future;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Instant;
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use lottery_app::{AppError, DrawResult, Lottery};
 
 use crate::auth::{HasKeys, Keys, User};
+use crate::compose::DrawLimiter;
 use crate::config::Mode;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::{Gauges, Metrics};
@@ -40,7 +39,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub probe: Arc<dyn Probe>,
     pub mode: Mode,
-    limiter: Arc<DefaultKeyedRateLimiter<String>>,
+    limiter: DrawLimiter,
 }
 
 impl std::fmt::Debug for AppState {
@@ -64,14 +63,8 @@ impl AppState {
         keys: Arc<Keys>,
         probe: Arc<dyn Probe>,
         mode: Mode,
-        draws_per_second: u32,
-        burst: u32,
+        limiter: DrawLimiter,
     ) -> Self {
-        let per_second = NonZeroU32::new(draws_per_second).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
-        let limiter = Arc::new(RateLimiter::keyed(
-            Quota::per_second(per_second).allow_burst(burst),
-        ));
         Self {
             lottery,
             keys,
@@ -82,16 +75,13 @@ impl AppState {
         }
     }
 
-    /// Per-user draw rate limit (per instance).
-    pub fn rate_limit(&self, user: &User) -> ApiResult<()> {
-        if self.limiter.check_key(&user.id.to_string()).is_err() {
+    /// Per-user draw rate limit: across every instance in cluster mode (see
+    /// [`DrawLimiter`]).
+    pub async fn rate_limit(&self, user: &User) -> ApiResult<()> {
+        if self.limiter.check(&user.id).await.is_err() {
             self.metrics
                 .record_draw("rate_limited", std::time::Duration::ZERO);
             return Err(ApiError::RateLimited);
-        }
-        // Keep the limiter's memory bounded under many distinct users.
-        if self.limiter.len() > 100_000 {
-            self.limiter.retain_recent();
         }
         Ok(())
     }

@@ -1,16 +1,22 @@
 //! Stock ledgers: the activity's stock, each user's takes and each award's stock, checked and
 //! taken in one atomic step per draw. [`RedisLedger`] serves cluster mode (one Lua script, one
-//! round trip per claim); [`MemoryLedger`] serves embedded mode with the same semantics. Both
-//! pass the same test suite (`tests/ledger.rs`).
+//! round trip per claim, on one Redis server or a Redis Cluster); [`MemoryLedger`] serves
+//! embedded mode with the same semantics. Both pass the same test suite (`tests/ledger.rs`).
+//! The per-user draw rate limit has the same two forms ([`RedisDrawRateLimit`],
+//! [`MemoryDrawRateLimit`]; `tests/rate_limit.rs`).
 
 mod change_feed;
 mod config;
+mod connection;
 mod memory;
+mod rate_limit;
 mod redis_ledger;
 
 pub use change_feed::RedisChangeFeed;
 pub use config::{RedisConfig, RedisConfigError};
+pub use connection::{RedisConnection, RedisTarget};
 pub use memory::MemoryLedger;
+pub use rate_limit::{MemoryDrawRateLimit, RedisDrawRateLimit};
 pub use redis_ledger::{RedisLedger, RedisLedgerOptions, RedisSettings};
 
 /// How long a claim record is kept for recognising a retried claim. Retries happen within a

@@ -2,27 +2,47 @@
 //! on the server). Every key of an activity carries the hash tag `{a:<id>}`, so a script's
 //! keys share one Redis Cluster slot. Every key expires (the claim's or snapshot's
 //! `expires_at`), so nothing lives forever.
+//!
+//! Replication is asynchronous: a replica promoted after its master died may lack the last
+//! claims the master granted, and their draws may be recorded in the databases already. Such
+//! a store holds more stock than the records leave, and drawing from it could oversell. So
+//! the stock is tied to the node it was loaded on: the load stores the node's replication
+//! id, and a claim on a node with another id (a promoted replica, a restarted server, a slot
+//! moved elsewhere) finds the stock "not loaded" and makes the platform reload it from the
+//! records under a new generation, whose fences refuse any record of the lost claims that
+//! arrives later (see docs/draw-pipeline.md).
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use deadpool_redis::redis::{self, AsyncConnectionConfig, Script};
-use deadpool_redis::{Manager, Pool, Runtime, Timeouts};
+use deadpool_redis::Pool;
+use deadpool_redis::redis::{self, Script, Value};
 use lottery_activity::{
     ClaimOutcome, Missing, PendingClaim, StockClaim, StockError, StockLedger, StockSnapshot,
 };
 use lottery_domain::{ActivityId, AwardId, TakeId, UserId};
 use tracing::debug;
 
+use crate::connection::{DEFAULT_TIMEOUT, RedisConnection, RedisTarget};
+
+/// The replication id of the node running the script (Lua prefix of the scripts below).
+const REPLID: &str = r"
+local function replid()
+  return string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)')
+end
+";
+
 /// KEYS: stock, user (hash of generation `g` and used count `n`), award, fallback, claim,
-/// generation, pending claims (sorted set by claim time).
+/// generation, pending claims (sorted set by claim time), origin (the replication id of the
+/// node the stock was loaded on).
 /// ARGV: take (0/1), take limit, has award, has fallback, claim record expiry (ms), award id,
 /// fallback id, user id, key expiry (ms), claim id.
 /// Returns the stored outcome `G|take|award|fallback|exhausted|generation|user` (a retried
 /// claim gets the first outcome), `WITHDRAWN` for a claim released before or after it was
 /// made, `NL_A|generation` (activity stock missing; generation held, 0 for none),
 /// `NL_U|generation` (user not loaded for this
-/// generation), `SOLD_OUT` or `QUOTA`.
+/// generation), `SOLD_OUT` or `QUOTA`. Stock loaded on another node (see the module's
+/// documentation) is reported as missing.
 const CLAIM: &str = r"
 local prior = redis.call('GET', KEYS[5])
 if prior then
@@ -31,6 +51,7 @@ if prior then
 end
 local gen = redis.call('GET', KEYS[6])
 if not gen then return 'NL_A|0' end
+if redis.call('GET', KEYS[8]) ~= replid() then return 'NL_A|' .. gen end
 local take = ARGV[1] == '1'
 if take then
   local stock = redis.call('GET', KEYS[1])
@@ -102,22 +123,26 @@ redis.call('ZREM', KEYS[7], ARGV[2])
 return 1
 ";
 
-/// KEYS: stock, generation, complete marker, then one per award. ARGV: expiry (ms), stock
-/// left, generation, nobody drew (1/0), then one per award. Replaces the stock only with a
-/// newer generation. The marker says every claimant has a user entry: set when nobody has
-/// drawn, kept across loads while the generation key survives (the user entries did too),
-/// and cleared when the stock is loaded afresh mid-campaign (the entries may be gone).
+/// KEYS: stock, generation, complete marker, origin, then one per award. ARGV: expiry (ms),
+/// stock left, generation, nobody drew (1/0), then one per award. Replaces the stock only
+/// with a newer generation, and records this node as its origin. The marker says every
+/// claimant has a user entry: set when nobody has drawn, kept across loads while the
+/// generation key survives on the same node (the user entries did too), and cleared when the
+/// stock is loaded afresh mid-campaign or on another node (entries may be gone or behind).
 const LOAD: &str = r"
 local current = redis.call('GET', KEYS[2])
 if current and tonumber(current) >= tonumber(ARGV[3]) then return 0 end
+local here = replid()
+local moved = redis.call('GET', KEYS[4]) ~= here
 redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[1])
-for i = 4, #KEYS do
-  redis.call('SET', KEYS[i], ARGV[i + 1], 'PXAT', ARGV[1])
+for i = 5, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[i], 'PXAT', ARGV[1])
 end
 redis.call('SET', KEYS[2], ARGV[3], 'PXAT', ARGV[1])
+redis.call('SET', KEYS[4], here, 'PXAT', ARGV[1])
 if ARGV[4] == '1' then
   redis.call('SET', KEYS[3], '1', 'PXAT', ARGV[1])
-elseif not current then
+elseif not current or moved then
   redis.call('DEL', KEYS[3])
 end
 return 1
@@ -155,14 +180,11 @@ impl Default for RedisLedgerOptions {
     }
 }
 
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The cluster-mode [`StockLedger`]: one Lua script per operation over a deadpool of
-/// multiplexed Redis connections.
+/// The cluster-mode [`StockLedger`]: one Lua script per operation, on one Redis server
+/// (through a pool of multiplexed connections) or on a Redis Cluster.
 pub struct RedisLedger {
-    pool: Pool,
+    redis: RedisConnection,
     prefix: String,
-    timeout: Duration,
     claim: Script,
     release: Script,
     load: Script,
@@ -173,83 +195,64 @@ impl std::fmt::Debug for RedisLedger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisLedger")
             .field("prefix", &self.prefix)
-            .field("timeout", &self.timeout)
+            .field("redis", &self.redis)
             .finish_non_exhaustive()
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StockError {
-    let cause = e.to_string();
-    // Callers report it (rate-limited); a line per failed call would drown the log.
-    debug!(%cause, "Redis stock ledger unavailable");
-    StockError::Unavailable(cause)
-}
-
 impl RedisLedger {
-    /// Builds the pool and checks with a PING that Redis answers, so a wrong URL or a down
-    /// Redis shows at start-up rather than at the first draw.
+    /// Connects to one Redis server (see [`connect_to`](Self::connect_to)).
     pub async fn connect(url: &str, options: RedisLedgerOptions) -> Result<Self, StockError> {
-        // The client's own connect and response timeouts follow the option too (its
-        // defaults are 1 s and 0.5 s), so one setting bounds every wait.
-        let connection = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(options.timeout))
-            .set_response_timeout(Some(options.timeout));
-        let manager = Manager::new_with_config(url, connection).map_err(unavailable)?;
-        let pool = Pool::builder(manager)
-            .max_size(options.pool_size.max(1))
-            .timeouts(Timeouts {
-                wait: Some(options.timeout),
-                create: Some(options.timeout),
-                recycle: Some(options.timeout),
-            })
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(unavailable)?;
-        let ledger = Self::from_pool(pool, options.prefix).with_timeout(options.timeout);
-        let mut conn = ledger.conn().await?;
-        let pong: String = ledger
-            .within(redis::cmd("PING").query_async(&mut conn))
-            .await?
-            .map_err(unavailable)?;
-        debug!(%pong, prefix = %ledger.prefix, "Redis stock ledger connected");
-        Ok(ledger)
+        Self::connect_to(&RedisTarget::Server(url.to_owned()), options).await
+    }
+
+    /// Connects to a server or a cluster and checks that it answers, so a wrong URL or a
+    /// down Redis shows at start-up rather than at the first draw.
+    pub async fn connect_to(
+        target: &RedisTarget,
+        options: RedisLedgerOptions,
+    ) -> Result<Self, StockError> {
+        let redis = RedisConnection::connect(target, options.pool_size, options.timeout).await?;
+        debug!(prefix = %options.prefix, "Redis stock ledger connected");
+        Ok(Self::new(redis, options.prefix))
+    }
+
+    /// A ledger over a connection that others (the draw rate limit) may share.
+    pub fn new(redis: RedisConnection, prefix: impl Into<String>) -> Self {
+        Self {
+            redis,
+            prefix: prefix.into(),
+            claim: Script::new(&format!("{REPLID}{CLAIM}")),
+            release: Script::new(RELEASE),
+            load: Script::new(&format!("{REPLID}{LOAD}")),
+            load_user: Script::new(LOAD_USER),
+        }
     }
 
     /// Uses a pool built elsewhere (its timeouts are the caller's); each operation is still
     /// bounded by the ledger's own timeout, 2 s unless [`with_timeout`](Self::with_timeout).
     pub fn from_pool(pool: Pool, prefix: impl Into<String>) -> Self {
-        Self {
-            pool,
-            prefix: prefix.into(),
-            timeout: DEFAULT_TIMEOUT,
-            claim: Script::new(CLAIM),
-            release: Script::new(RELEASE),
-            load: Script::new(LOAD),
-            load_user: Script::new(LOAD_USER),
-        }
+        Self::new(
+            RedisConnection::from_pool(pool).with_timeout(DEFAULT_TIMEOUT),
+            prefix,
+        )
     }
 
     /// Bounds getting a connection, and then each operation, by `timeout`.
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.redis = self.redis.with_timeout(timeout);
         self
+    }
+
+    /// The connection, to share with other Redis adapters.
+    pub fn connection(&self) -> &RedisConnection {
+        &self.redis
     }
 
     /// The key prefix.
     pub fn prefix(&self) -> &str {
         &self.prefix
-    }
-
-    async fn conn(&self) -> Result<deadpool_redis::Connection, StockError> {
-        // Bounded here too: a pool from `from_pool` may have no wait timeout.
-        self.within(self.pool.get()).await?.map_err(unavailable)
-    }
-
-    async fn within<T>(&self, f: impl std::future::Future<Output = T>) -> Result<T, StockError> {
-        tokio::time::timeout(self.timeout, f).await.map_err(|_| {
-            StockError::Unavailable(format!("no answer from Redis within {:?}", self.timeout))
-        })
     }
 
     fn base(&self, activity: ActivityId) -> String {
@@ -280,11 +283,15 @@ impl RedisLedger {
         format!("{}:pending", self.base(activity))
     }
 
+    fn origin_key(&self, activity: ActivityId) -> String {
+        format!("{}:origin", self.base(activity))
+    }
+
     fn claim_key(&self, activity: ActivityId, claim: TakeId) -> String {
         format!("{}:claim:{claim}", self.base(activity))
     }
 
-    fn claim_keys(&self, c: &StockClaim) -> [String; 7] {
+    fn claim_keys(&self, c: &StockClaim) -> [String; 8] {
         let award = c.award.map_or_else(
             || format!("{}:award:-", self.base(c.activity_id)),
             |a| self.award_key(c.activity_id, a),
@@ -301,6 +308,7 @@ impl RedisLedger {
             self.claim_key(c.activity_id, c.claim_id),
             self.generation_key(c.activity_id),
             self.pending_key(c.activity_id),
+            self.origin_key(c.activity_id),
         ]
     }
 }
@@ -394,20 +402,32 @@ impl RedisSettings {
 }
 
 impl RedisLedger {
-    /// Reads the server settings the ledger relies on.
+    /// Reads the server settings the ledger relies on, from every master of a cluster: the
+    /// worst node decides.
     pub async fn check_settings(&self) -> Result<RedisSettings, StockError> {
-        let get = |name: &str| redis::cmd("CONFIG").arg("GET").arg(name).to_owned();
-        // Managed services often refuse CONFIG: report "unknown" rather than fail.
-        let value = |reply: Result<Vec<String>, StockError>| -> Option<String> {
-            reply.ok().and_then(|v| v.get(1).cloned())
+        let policies = self.config_get("maxmemory-policy").await;
+        let aof = self.config_get("appendonly").await;
+        let save = self.config_get("save").await;
+        let eviction_policy = match policies.iter().flatten().find(|p| *p != "noeviction") {
+            Some(evicting) => Some(evicting.clone()),
+            None if policies.iter().all(Option::is_some) => Some("noeviction".to_owned()),
+            None => None,
         };
-        let eviction_policy = value(self.query(&get("maxmemory-policy")).await);
-        let aof = value(self.query(&get("appendonly")).await);
-        let save = value(self.query(&get("save")).await);
-        let persistent = match (aof.as_deref(), save.as_deref()) {
-            (Some("yes"), _) => Some(true),
-            (Some(_), Some(save)) => Some(!save.trim().is_empty()),
-            _ => None,
+        let persistent: Vec<Option<bool>> = aof
+            .iter()
+            .zip(&save)
+            .map(|(aof, save)| match (aof.as_deref(), save.as_deref()) {
+                (Some("yes"), _) => Some(true),
+                (Some(_), Some(save)) => Some(!save.trim().is_empty()),
+                _ => None,
+            })
+            .collect();
+        let persistent = if persistent.contains(&Some(false)) {
+            Some(false)
+        } else if persistent.iter().all(|p| *p == Some(true)) {
+            Some(true)
+        } else {
+            None
         };
         Ok(RedisSettings {
             eviction_policy,
@@ -415,28 +435,22 @@ impl RedisLedger {
         })
     }
 
-    async fn run<T: redis::FromRedisValue>(
-        &self,
-        inv: redis::ScriptInvocation<'_>,
-    ) -> Result<T, StockError> {
-        let mut conn = self.conn().await?;
-        self.within(inv.invoke_async(&mut conn))
-            .await?
-            .map_err(unavailable)
-    }
-
-    async fn pipe<T: redis::FromRedisValue>(&self, p: &redis::Pipeline) -> Result<T, StockError> {
-        let mut conn = self.conn().await?;
-        self.within(p.query_async(&mut conn))
-            .await?
-            .map_err(unavailable)
-    }
-
-    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StockError> {
-        let mut conn = self.conn().await?;
-        self.within(cmd.query_async(&mut conn))
-            .await?
-            .map_err(unavailable)
+    /// One setting from every master; `None` where `CONFIG GET` is refused (managed services
+    /// often refuse it: "unknown" rather than a failure).
+    async fn config_get(&self, name: &str) -> Vec<Option<String>> {
+        let cmd = redis::cmd("CONFIG").arg("GET").arg(name).to_owned();
+        let Ok(replies) = self.redis.on_every_master(&cmd).await else {
+            return vec![None];
+        };
+        replies
+            .into_iter()
+            .map(|reply| match reply {
+                Value::ServerError(_) => None,
+                other => redis::from_redis_value::<Vec<String>>(other)
+                    .ok()
+                    .and_then(|v| v.get(1).cloned()),
+            })
+            .collect()
     }
 }
 
@@ -457,7 +471,7 @@ impl StockLedger for RedisLedger {
             .arg(c.user_id.as_str())
             .arg(millis(c.expires_at))
             .arg(c.claim_id.get());
-        let raw: String = self.run(inv).await?;
+        let raw: String = self.redis.run(inv).await?;
         parse_outcome(c, &raw)
     }
 
@@ -468,7 +482,7 @@ impl StockLedger for RedisLedger {
         }
         inv.arg(millis(crate::claim_record_expiry(c.expires_at)))
             .arg(c.claim_id.get());
-        let _: i64 = self.run(inv).await?;
+        let _: i64 = self.redis.run(inv).await?;
         Ok(())
     }
 
@@ -476,7 +490,8 @@ impl StockLedger for RedisLedger {
         let mut inv = self.load.prepare_invoke();
         inv.key(self.stock_key(s.activity_id))
             .key(self.generation_key(s.activity_id))
-            .key(self.complete_key(s.activity_id));
+            .key(self.complete_key(s.activity_id))
+            .key(self.origin_key(s.activity_id));
         inv.arg(millis(s.expires_at))
             .arg(s.stock_left)
             .arg(s.generation)
@@ -485,7 +500,7 @@ impl StockLedger for RedisLedger {
             inv.key(self.award_key(s.activity_id, *award));
             inv.arg(*left);
         }
-        let _: i64 = self.run(inv).await?;
+        let _: i64 = self.redis.run(inv).await?;
         Ok(())
     }
 
@@ -502,17 +517,18 @@ impl StockLedger for RedisLedger {
             .arg(used)
             .arg(generation)
             .arg(millis(expires_at));
-        let _: i64 = self.run(inv).await?;
+        let _: i64 = self.redis.run(inv).await?;
         Ok(())
     }
 
     async fn generation(&self, activity: ActivityId) -> Result<Option<u64>, StockError> {
-        self.query(
-            &redis::cmd("GET")
-                .arg(self.generation_key(activity))
-                .to_owned(),
-        )
-        .await
+        self.redis
+            .query(
+                &redis::cmd("GET")
+                    .arg(self.generation_key(activity))
+                    .to_owned(),
+            )
+            .await
     }
 
     async fn user_takes(
@@ -522,6 +538,7 @@ impl StockLedger for RedisLedger {
     ) -> Result<Option<u32>, StockError> {
         // One slot (the activity's hash tag), so one round trip even on a cluster.
         let (used, complete): (Option<i64>, i64) = self
+            .redis
             .pipe(
                 redis::pipe()
                     .cmd("HGET")
@@ -539,6 +556,7 @@ impl StockLedger for RedisLedger {
 
     async fn stock_left(&self, activity: ActivityId) -> Result<Option<u64>, StockError> {
         let v: Option<i64> = self
+            .redis
             .query(&redis::cmd("GET").arg(self.stock_key(activity)).to_owned())
             .await?;
         Ok(v.map(|n| n.max(0) as u64))
@@ -556,7 +574,7 @@ impl StockLedger for RedisLedger {
         for a in awards {
             cmd.arg(self.award_key(activity, *a));
         }
-        let v: Vec<Option<i64>> = self.query(&cmd).await?;
+        let v: Vec<Option<i64>> = self.redis.query(&cmd).await?;
         Ok(v.into_iter().map(|n| n.map(|n| n.max(0) as u64)).collect())
     }
 
@@ -567,6 +585,7 @@ impl StockLedger for RedisLedger {
         limit: usize,
     ) -> Result<Vec<PendingClaim>, StockError> {
         let found: Vec<(i64, f64)> = self
+            .redis
             .query(
                 &redis::cmd("ZRANGEBYSCORE")
                     .arg(self.pending_key(activity))
@@ -586,7 +605,7 @@ impl StockLedger for RedisLedger {
         for (id, _) in &found {
             mget.arg(format!("{}:claim:{id}", self.base(activity)));
         }
-        let values: Vec<Option<String>> = self.query(&mget).await?;
+        let values: Vec<Option<String>> = self.redis.query(&mget).await?;
         let mut pending = Vec::with_capacity(found.len());
         let mut gone = Vec::new();
         for ((id, at), value) in found.into_iter().zip(values) {
@@ -621,12 +640,12 @@ impl StockLedger for RedisLedger {
         for c in claims {
             cmd.arg(c.get());
         }
-        let _: i64 = self.query(&cmd).await?;
+        let _: i64 = self.redis.query(&cmd).await?;
         Ok(())
     }
 
     async fn now_ms(&self) -> Result<i64, StockError> {
-        let (secs, micros): (i64, i64) = self.query(&redis::cmd("TIME")).await?;
+        let (secs, micros): (i64, i64) = self.redis.query(&redis::cmd("TIME")).await?;
         Ok(secs * 1000 + micros / 1000)
     }
 }

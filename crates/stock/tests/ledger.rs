@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use deadpool_redis::redis::{Client, aio::MultiplexedConnection, cmd};
+use deadpool_redis::redis::{Client, cmd};
 use lottery_activity::{ClaimOutcome, Missing, StockClaim, StockError, StockLedger, StockSnapshot};
 use lottery_domain::{ActivityId, AwardId, TakeId, UserId};
-use lottery_stock::{MemoryLedger, RedisLedger, RedisLedgerOptions};
-use lottery_testkit::{Service, TcpProxy, unique_name};
+use lottery_stock::{MemoryLedger, RedisConnection, RedisLedger, RedisLedgerOptions, RedisTarget};
+use lottery_testkit::{PrivateRedisCluster, Service, TcpProxy, unique_name};
 
 const A: i64 = 7;
 
@@ -89,7 +89,27 @@ async fn load_user_gen(l: &dyn StockLedger, generation: u64, user: &str, used: u
 /// A ledger under test, cleaned up afterwards.
 struct Subject {
     ledger: Arc<dyn StockLedger>,
-    redis: Option<(String, String)>,
+    redis: Option<Direct>,
+    /// A private cluster the ledger runs on, stopped with the subject.
+    _cluster: Option<PrivateRedisCluster>,
+}
+
+/// Redis as the test reads it, past any proxy: every node (for SCAN) and a connection that
+/// reaches any key.
+struct Direct {
+    keys: RedisConnection,
+    nodes: Vec<String>,
+    prefix: String,
+}
+
+fn unique_options() -> RedisLedgerOptions {
+    RedisLedgerOptions {
+        prefix: unique_name("stock"),
+        // 2,000 concurrent claims wait their turn for a pool of 32 connections: on a busy
+        // two-core machine (private clusters starting beside) a 1 s bound was once too short.
+        timeout: Duration::from_secs(2),
+        ..RedisLedgerOptions::default()
+    }
 }
 
 impl Subject {
@@ -105,6 +125,7 @@ impl Subject {
         Self {
             ledger: Arc::new(MemoryLedger::new()),
             redis: None,
+            _cluster: None,
         }
     }
 
@@ -114,64 +135,52 @@ impl Subject {
     }
 
     async fn redis_at(url: &str, direct: &str) -> Self {
-        let prefix = unique_name("stock");
-        let options = RedisLedgerOptions {
-            prefix: prefix.clone(),
-            timeout: Duration::from_secs(1),
-            ..RedisLedgerOptions::default()
-        };
+        let options = unique_options();
+        let prefix = options.prefix.clone();
         let ledger = RedisLedger::connect(url, options)
             .await
             .expect("redis ledger");
+        let target = RedisTarget::Server(direct.to_owned());
         Self {
             ledger: Arc::new(ledger),
-            redis: Some((direct.to_owned(), prefix)),
+            redis: Some(Direct::connect(&target, prefix).await),
+            _cluster: None,
         }
     }
 
-    async fn direct(&self) -> Option<(MultiplexedConnection, String)> {
-        let (url, prefix) = self.redis.as_ref()?;
-        let client = Client::open(url.as_str()).expect("client");
-        let conn = client
-            .get_multiplexed_async_connection()
+    /// The Redis ledger on a private three-master Redis Cluster.
+    async fn cluster() -> Self {
+        let cluster = PrivateRedisCluster::start(3, 0)
             .await
-            .expect("connection");
-        Some((conn, prefix.clone()))
+            .expect("a private Redis Cluster (redis-server and redis-cli)");
+        let target = RedisTarget::Cluster(vec![cluster.url()]);
+        let options = unique_options();
+        let prefix = options.prefix.clone();
+        let ledger = RedisLedger::connect_to(&target, options)
+            .await
+            .expect("redis cluster ledger");
+        Self {
+            ledger: Arc::new(ledger),
+            redis: Some(Direct::connect(&RedisTarget::Cluster(cluster.seeds()), prefix).await),
+            _cluster: Some(cluster),
+        }
     }
 
-    /// Every key under this test's prefix (SCAN, never KEYS: the Redis is shared), with its
-    /// remaining time to live in ms.
+    /// Every key under this test's prefix (SCAN on every node, never KEYS: the Redis may be
+    /// shared), with its remaining time to live in ms.
     async fn keys_with_ttl(&self) -> Vec<(String, i64)> {
-        let Some((mut conn, prefix)) = self.direct().await else {
+        let Some(direct) = &self.redis else {
             return Vec::new();
         };
         let mut keys = Vec::new();
-        let mut cursor = 0u64;
-        loop {
-            let (next, batch): (u64, Vec<String>) = cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{prefix}:*"))
-                .arg("COUNT")
-                .arg(1_000)
-                .query_async(&mut conn)
-                .await
-                .expect("scan");
-            keys.extend(batch);
-            if next == 0 {
-                break;
-            }
-            cursor = next;
+        for node in &direct.nodes {
+            keys.extend(scan(node, &format!("{}:*", direct.prefix)).await);
         }
         keys.sort();
         keys.dedup();
         let mut out = Vec::new();
         for k in keys {
-            let ttl: i64 = cmd("PTTL")
-                .arg(&k)
-                .query_async(&mut conn)
-                .await
-                .expect("pttl");
+            let ttl: i64 = direct.keys.query(cmd("PTTL").arg(&k)).await.expect("pttl");
             out.push((k, ttl));
         }
         out
@@ -179,37 +188,82 @@ impl Subject {
 
     /// A raw value under this test's prefix, read past any proxy.
     async fn raw(&self, key: &str) -> Option<String> {
-        let (mut conn, prefix) = self.direct().await?;
-        cmd("GET")
-            .arg(format!("{prefix}:{key}"))
-            .query_async(&mut conn)
+        let direct = self.redis.as_ref()?;
+        direct
+            .keys
+            .query(cmd("GET").arg(format!("{}:{key}", direct.prefix)))
             .await
             .expect("get")
     }
 
     /// A user's used-takes count under this test's prefix, read past any proxy.
     async fn used(&self, user: &str) -> Option<String> {
-        let (mut conn, prefix) = self.direct().await?;
-        cmd("HGET")
-            .arg(format!("{prefix}:{{a:{A}}}:used:{user}"))
-            .arg("n")
-            .query_async(&mut conn)
+        let direct = self.redis.as_ref()?;
+        direct
+            .keys
+            .query(
+                cmd("HGET")
+                    .arg(format!("{}:{{a:{A}}}:used:{user}", direct.prefix))
+                    .arg("n"),
+            )
             .await
             .expect("hget")
     }
 
     async fn cleanup(self) {
+        self.delete_keys().await;
+    }
+
+    /// Deletes every key under this test's prefix.
+    async fn delete_keys(&self) {
         let keys = self.keys_with_ttl().await;
-        let Some((mut conn, _)) = self.direct().await else {
+        let Some(direct) = &self.redis else {
             return;
         };
-        for chunk in keys.chunks(500) {
-            let mut del = cmd("DEL");
-            for (k, _) in chunk {
-                del.arg(k);
-            }
-            let _: i64 = del.query_async(&mut conn).await.expect("del");
+        // One key per DEL: a cluster refuses a DEL of keys in different slots.
+        for (k, _) in keys {
+            let _: i64 = direct.keys.query(cmd("DEL").arg(&k)).await.expect("del");
         }
+    }
+}
+
+impl Direct {
+    async fn connect(target: &RedisTarget, prefix: String) -> Self {
+        let keys = RedisConnection::connect(target, 1, Duration::from_secs(5))
+            .await
+            .expect("direct connection");
+        Self {
+            keys,
+            nodes: target.urls(),
+            prefix,
+        }
+    }
+}
+
+/// Every key of one node matching `pattern`.
+async fn scan(node: &str, pattern: &str) -> Vec<String> {
+    let client = Client::open(node).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connection");
+    let mut keys = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, batch): (u64, Vec<String>) = cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1_000)
+            .query_async(&mut conn)
+            .await
+            .expect("scan");
+        keys.extend(batch);
+        if next == 0 {
+            return keys;
+        }
+        cursor = next;
     }
 }
 
@@ -232,6 +286,16 @@ macro_rules! ledger_tests {
                     let s = super::Subject::redis().await;
                     super::$name(&s).await;
                     s.cleanup().await;
+                }
+            )*
+        }
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                #[ignore = "needs redis-server and redis-cli (a private Redis Cluster)"]
+                async fn $name() {
+                    let s = super::Subject::cluster().await;
+                    super::$name(&s).await;
                 }
             )*
         }
@@ -284,19 +348,9 @@ async fn who_took_part_is_known_without_the_database(s: &Subject) {
     load_as(l, fresh, 2, 9, &[], false).await;
     assert_eq!(l.user_takes(fresh, &user("new")).await, Ok(Some(0)));
     assert_eq!(l.user_takes(fresh, &user("u")).await, Ok(Some(1)));
-    if let Some((mut conn, _)) = s.direct().await {
+    if s.redis.is_some() {
         // Entries lost (a flush): a fresh load mid-campaign must not claim to know.
-        let keys: Vec<String> = s
-            .keys_with_ttl()
-            .await
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
-        let _: i64 = cmd("DEL")
-            .arg(&keys)
-            .query_async(&mut conn)
-            .await
-            .expect("del");
+        s.delete_keys().await;
         load_as(l, fresh, 3, 9, &[], false).await;
         assert_eq!(l.user_takes(fresh, &user("new")).await, Ok(None));
         assert_eq!(l.user_takes(fresh, &user("u")).await, Ok(None));
@@ -707,9 +761,9 @@ async fn every_key_expires(s: &Subject) {
     l.release(&released).await.expect("release");
     let keys = s.keys_with_ttl().await;
     if s.redis.is_some() {
-        // stock, generation, the users marker, two awards, the user, two claim records,
-        // pending claims.
-        assert_eq!(keys.len(), 9, "{keys:?}");
+        // stock, generation, the users marker, the stock's origin, two awards, the user, two
+        // claim records, pending claims.
+        assert_eq!(keys.len(), 10, "{keys:?}");
     }
     for (key, ttl) in &keys {
         assert!(*ttl > 0, "key {key} has no expiry ({ttl})");
@@ -811,4 +865,110 @@ async fn redis_settings_the_ledger_relies_on_are_checked() {
     assert_eq!(settings.eviction_policy.as_deref(), Some("noeviction"));
     assert!(!settings.evicts());
     assert_eq!(settings.persistent, Some(true));
+}
+
+/// After a replica takes over, the stock it holds may lack claims its master granted (the
+/// replication is asynchronous): the first claim there finds the stock "not loaded", so the
+/// platform reloads it from the records instead of drawing from a store that may hold too
+/// much. A claim retried after the failover still gets its recorded outcome when the record
+/// made it across.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs redis-server and redis-cli (a private Redis Cluster)"]
+async fn after_a_failover_the_stock_is_reloaded_before_anything_is_claimed() {
+    let cluster = PrivateRedisCluster::start(3, 1)
+        .await
+        .expect("a private Redis Cluster (redis-server and redis-cli)");
+    let target = RedisTarget::Cluster(cluster.seeds());
+    let ledger = Arc::new(
+        RedisLedger::connect_to(&target, unique_options())
+            .await
+            .expect("ledger"),
+    );
+    let l = &*ledger;
+    let prefix = l.prefix().to_owned();
+    load(l, 1_000, &[(1, 1_000)]).await;
+    load_user(l, "u", 0).await;
+    let first = claim(1, "u", true, 1_000, Some(1), None);
+    assert_eq!(l.claim(&first).await, Ok(granted(Some(1), false, false, 1)));
+
+    // A coordinated failover loses nothing, and still asks for a reload.
+    let master = cluster
+        .master_of(&format!("{prefix}:{{a:{A}}}:stock"))
+        .await
+        .expect("master");
+    let replica = cluster.replica_of(master).await.expect("replica");
+    cluster.failover(replica, None).await.expect("failover");
+    let next = claim(2, "u", true, 1_000, Some(1), None);
+    let after = retry_while_unavailable(l, &next).await;
+    assert_eq!(
+        after,
+        Err(StockError::NotLoaded(Missing::Activity(act(), 1))),
+        "stock loaded on another node is not drawn from"
+    );
+    assert_eq!(
+        l.claim(&first).await,
+        Ok(granted(Some(1), false, false, 1)),
+        "a retried claim still finds its record"
+    );
+    load_gen(l, 2, 999, &[(1, 999)]).await;
+    load_user_gen(l, 2, "u", 1).await;
+    assert_eq!(l.claim(&next).await, Ok(granted(Some(1), false, false, 2)));
+
+    // A takeover under load (the old master goes on granting until it learns of it): every
+    // claim after it on the new master asks for a reload first.
+    let old = replica;
+    let promoted_replica = cluster.replica_of(old).await.expect("replica");
+    let load_runs = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let claims = tokio::spawn(claim_until_stopped(ledger.clone(), load_runs.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cluster
+        .failover(promoted_replica, Some("TAKEOVER"))
+        .await
+        .expect("takeover");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    load_runs.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (granted_before, not_loaded) = claims.await.expect("claims");
+    eprintln!("takeover: {granted_before} claims granted, {not_loaded} asked for a reload");
+    assert!(not_loaded > 0, "claims after the takeover ask for a reload");
+}
+
+/// Claims one take after another (ids from 1,000) until told to stop: how many were granted
+/// and how many found the stock "not loaded". (The old master may still grant a claim after
+/// the new one asked for a reload, until it learns of the takeover: the reload's fences
+/// refuse the records of those claims.)
+async fn claim_until_stopped(
+    ledger: Arc<RedisLedger>,
+    runs: Arc<std::sync::atomic::AtomicBool>,
+) -> (u32, u32) {
+    let (mut granted, mut not_loaded) = (0, 0);
+    let mut id = 1_000;
+    while runs.load(std::sync::atomic::Ordering::Relaxed) {
+        id += 1;
+        match ledger
+            .claim(&claim(id, "u", true, 1_000_000, None, None))
+            .await
+        {
+            Ok(ClaimOutcome::Granted { .. }) => granted += 1,
+            Err(StockError::NotLoaded(Missing::Activity(..))) => not_loaded += 1,
+            Err(StockError::Unavailable(_)) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    (granted, not_loaded)
+}
+
+/// A claim, retried while the cluster is switching over.
+async fn retry_while_unavailable(
+    l: &dyn StockLedger,
+    c: &StockClaim,
+) -> Result<ClaimOutcome, StockError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match l.claim(c).await {
+            Err(StockError::Unavailable(_)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => return other,
+        }
+    }
 }

@@ -9,12 +9,15 @@
 //! * [`FreshMysql`] / [`FreshSqlite`]: throw-away databases per test.
 //! * [`PrivateRedis`]: a Redis server of the test's own, for faults that must
 //!   not touch the shared one (flushing it, say).
+//! * [`PrivateRedisCluster`]: a Redis Cluster of the test's own (three masters or
+//!   more, replicas optional), for the cluster-mode stock store and failovers.
 //! * [`unique_name`], [`free_port`]: small building blocks.
 
 mod fresh;
 mod names;
 mod private_mysql;
 mod private_redis;
+mod private_redis_cluster;
 mod proxy;
 mod service;
 pub mod url;
@@ -23,5 +26,6 @@ pub use fresh::{FreshError, FreshMysql, FreshSqlite};
 pub use names::{MAX_PREFIX_LEN, free_port, unique_name};
 pub use private_mysql::PrivateMariaDb;
 pub use private_redis::PrivateRedis;
+pub use private_redis_cluster::PrivateRedisCluster;
 pub use proxy::TcpProxy;
 pub use service::{REQUIRE_TIMEOUT, Service, Unreachable};

@@ -131,7 +131,7 @@ pub async fn draw(
     } else {
         address_body(&body)?
     };
-    state.rate_limit(&user)?;
+    state.rate_limit(&user).await?;
     let shipping = body.shipping_address.map(Into::into);
     let request = DrawRequest {
         user: user.id,
@@ -167,7 +167,7 @@ pub async fn draw_by_rules(
         .map_err(|e| ApiError::BadRequest(format!("tree_id: {e}")))?;
     let facts =
         Facts::from_json(&body.facts).map_err(|e| ApiError::BadRequest(format!("facts: {e}")))?;
-    state.rate_limit(&user)?;
+    state.rate_limit(&user).await?;
     let key = idempotency_key(&headers)?;
     let shipping = body.shipping_address.map(Into::into);
     let result = state
