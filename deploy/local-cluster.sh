@@ -191,13 +191,20 @@ stop() {
           kill -KILL "$pid" 2>/dev/null || true
         fi
       done
-      sleep 0.5
+      sleep 1
       break
     fi
     sleep 0.1
     waited=$((waited + 1))
   done
-  for name in "$@"; do rm -f "$(pid_file "$name")"; done
+  # A record goes only with its process: one that survived SIGKILL stays visible to status.
+  for name in "$@"; do
+    if pid=$(running_pid "$name"); then
+      log "warning: $name (pid $pid) still runs"
+    else
+      rm -f "$(pid_file "$name")"
+    fi
+  done
 }
 
 # Probes ---------------------------------------------------------------------------------------
@@ -208,13 +215,25 @@ http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$1" 2>/dev/nu
 
 # wait_for WHAT SECONDS COMMAND...: until COMMAND succeeds; fails naming WHAT.
 wait_for() {
-  local what=$1 seconds=$2 i
+  local what=$1 seconds=$2 deadline
   shift 2
-  for ((i = 0; i < seconds * 4; i++)); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
+  deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || die "$what was not ready within ${seconds}s"
     sleep 0.25
   done
-  die "$what was not ready within ${seconds}s"
+}
+
+# wait_started NAME SECONDS COMMAND...: as wait_for, and fails at once when NAME exits.
+wait_started() {
+  local name=$1 seconds=$2 deadline
+  shift 2
+  deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    running_pid "$name" >/dev/null || die "$name exited while starting: see $DIR/log/$name.log"
+    [ "$SECONDS" -lt "$deadline" ] || die "$name was not ready within ${seconds}s: see $DIR/log/$name.log"
+    sleep 0.25
+  done
 }
 
 ready() { [ "$(http_code "http://127.0.0.1:$1/readyz")" = 200 ]; }
@@ -478,7 +497,7 @@ start_db2() {
   fi
   log "starting db-2 (MariaDB on 127.0.0.1:$DB2_PORT)"
   spawn db-2 "$DB2_DIR" /usr/sbin/mariadbd --defaults-file="$DB2_DIR/my.cnf"
-  wait_for "db-2 (see $DIR/log/db-2.err)" 120 db2_root -e 'select 1'
+  wait_started db-2 120 db2_root -e 'select 1'
   if [ -n "$first" ] || ! db2_root -N -e "select 1 from mysql.user where user = 'lottery'" | grep -q 1; then
     local pw
     pw=$(secret db-2-password 24)
@@ -514,7 +533,7 @@ save ""
 EOF
   log "starting $name (Redis Cluster node on 127.0.0.1:$port)"
   spawn "$name" "$dir" redis-server "$dir/redis.conf"
-  wait_for "$name" 30 redis-cli -p "$port" ping
+  wait_started "$name" 30 redis-cli -p "$port" ping
 }
 
 cluster_ok() { redis-cli -p "$(port_of redis-1)" cluster info 2>/dev/null | grep -q '^cluster_state:ok'; }
@@ -549,7 +568,7 @@ start_lottery() {
 
 wait_lottery() {
   local name=$1
-  wait_for "$name (/readyz on port $(port_of "$name"); see $DIR/log/$name.log)" 120 ready "$(port_of "$name")"
+  wait_started "$name" 120 ready "$(port_of "$name")"
 }
 
 # Balancer and Prometheus ------------------------------------------------------------------------
@@ -648,11 +667,11 @@ start_one() {
       ;;
     haproxy)
       start_haproxy
-      wait_for "haproxy" 30 port_open "$LB_PORT"
+      wait_started haproxy 30 port_open "$LB_PORT"
       ;;
     prometheus)
       start_prometheus
-      wait_for "prometheus" 60 curl -sf --max-time 3 "http://127.0.0.1:$PROM_PORT/-/ready"
+      wait_started prometheus 60 curl -sf --max-time 3 "http://127.0.0.1:$PROM_PORT/-/ready"
       ;;
   esac
 }
@@ -691,7 +710,7 @@ cmd_up() {
   start_prometheus
   wait_for "haproxy (all $API_COUNT API instances UP in its stats)" 60 all_servers_up
   wait_for "the balancer (/readyz through haproxy)" 30 ready "$LB_PORT"
-  wait_for "prometheus" 60 curl -sf --max-time 3 "http://127.0.0.1:$PROM_PORT/-/ready"
+  wait_started prometheus 60 curl -sf --max-time 3 "http://127.0.0.1:$PROM_PORT/-/ready"
   wait_for "prometheus (every target scraped)" 60 targets_up
 
   log "ready: balancer http://127.0.0.1:$LB_PORT, stats http://127.0.0.1:$STATS_PORT/stats, prometheus http://127.0.0.1:$PROM_PORT"
