@@ -91,4 +91,13 @@ if [ ! -d "$web/node_modules/playwright-core" ] ||
   (cd "$web" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+# Deployment files -----------------------------------------------------------------------------
+# crates/server/tests/deploy_files.rs validates deploy/docker-compose.yml with docker-compose
+# (no engine needed; without Recommends, so no docker.io daemon comes along).
+if ! command -v docker-compose >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
+  log "installing docker-compose"
+  if [ -z "$apt_updated" ]; then $SUDO apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
+fi
+
 log "MariaDB, Redis and RabbitMQ are up; chromium and web/node_modules are in place"
