@@ -89,7 +89,8 @@ pub struct CacheStats {
 
 pub struct ConfigCache {
     ports: CachePorts,
-    ttl: Duration,
+    /// Milliseconds; set once at start, read on every lookup.
+    ttl_ms: std::sync::atomic::AtomicU64,
     entries: Mutex<HashMap<ActivityId, Entry>>,
     stats: CacheStats,
 }
@@ -97,7 +98,7 @@ pub struct ConfigCache {
 impl std::fmt::Debug for ConfigCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConfigCache")
-            .field("ttl", &self.ttl)
+            .field("ttl", &self.ttl())
             .field("stats", &self.stats)
             .finish()
     }
@@ -118,10 +119,19 @@ impl ConfigCache {
                 strategies,
                 awards,
             },
-            ttl,
+            ttl_ms: std::sync::atomic::AtomicU64::new(millis(ttl)),
             entries: Mutex::new(HashMap::new()),
             stats: CacheStats::default(),
         }
+    }
+
+    fn ttl(&self) -> Duration {
+        Duration::from_millis(self.ttl_ms.load(Ordering::Relaxed))
+    }
+
+    /// Changes how long configurations are served; zero serves none from memory.
+    pub fn set_ttl(&self, ttl: Duration) {
+        self.ttl_ms.store(millis(ttl), Ordering::Relaxed);
     }
 
     pub fn stats(&self) -> &CacheStats {
@@ -134,7 +144,7 @@ impl ConfigCache {
             let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
             let fresh = entries
                 .get(&id)
-                .is_some_and(|e| e.created.elapsed() < self.ttl);
+                .is_some_and(|e| e.created.elapsed() < self.ttl());
             if !fresh {
                 entries.insert(
                     id,
@@ -236,4 +246,8 @@ impl CacheInvalidation {
     pub fn clear(&self) {
         self.cache.clear();
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -245,6 +245,14 @@ impl Lottery {
         self
     }
 
+    /// How long an activity's configuration is served from memory (30 s unless set); zero
+    /// turns the cache off.
+    #[must_use]
+    pub fn with_cache_ttl(self, ttl: std::time::Duration) -> Self {
+        self.0.cache.set_ttl(ttl);
+        self
+    }
+
     /// Announces every configuration change on `feed`, for the other instances' caches.
     /// Only the first feed given counts.
     #[must_use]

@@ -135,3 +135,34 @@ async fn a_thousand_cold_reads_load_once() {
     let unknown = ActivityId::new(77).expect("id");
     assert!(w.lottery.queries().activity_config(unknown).await.is_err());
 }
+
+/// `[cache] ttl_ms = 0`: the cache is off, every read loads the configuration again (the
+/// comparison the performance report makes).
+#[tokio::test]
+async fn a_zero_time_to_live_turns_the_cache_off() {
+    let w = world_with(Mode::Embedded, |s| s).await;
+    let lottery = w.lottery.clone().with_cache_ttl(std::time::Duration::ZERO);
+    let d = lottery
+        .administration()
+        .deploy(
+            command(
+                10,
+                1,
+                DrawMode::Single,
+                vec![award(AwardKind::COUPON, "c", 10, "0.5")],
+            ),
+            "admin",
+        )
+        .await
+        .expect("deploy");
+    for _ in 0..3 {
+        lottery
+            .queries()
+            .activity_config(d.activity_id)
+            .await
+            .expect("config");
+    }
+    let stats = lottery.cache_stats();
+    assert_eq!(stats.loads.load(Ordering::SeqCst), 3, "one load per read");
+    assert_eq!(stats.hits.load(Ordering::SeqCst), 0);
+}

@@ -164,7 +164,8 @@ async fn run_pipeline(storage: &Storage, stock: Arc<dyn StockLedger>, label: &st
     // Runs last longer than a lease: keep it renewed until the runs are done.
     let (_keep, renewing) = tokio::sync::watch::channel(false);
     tokio::spawn(identity.clone().run(renewing));
-    let svc = lottery_server::compose::services(storage, stock, identity.ids());
+    let svc =
+        lottery_server::compose::services(storage, &Default::default(), stock, identity.ids());
     let lottery = Lottery::new(svc);
     let mut rates = Vec::new();
     for _ in 0..RUNS {

@@ -271,14 +271,16 @@ async fn check_redis(stock: &RedisLedger) -> Result<(), StartError> {
     Ok(())
 }
 
-/// The use cases' ports over `storage`, `stock` and the id source.
+/// The use cases' ports over `storage` (draws written as `writes` says), `stock` and the id
+/// source.
 pub fn services(
     storage: &Storage,
+    writes: &lottery_storage::WriteConfig,
     stock: Arc<dyn StockLedger>,
     ids: Arc<dyn IdSource>,
 ) -> Services {
     Services::new(
-        storage.repositories(),
+        storage.repositories_with(writes),
         stock,
         Arc::new(SystemClock),
         ids,
@@ -405,10 +407,17 @@ pub async fn build(config: &Config, role: Role) -> Result<Built, StartError> {
     }
     let backends = backends(config).await?;
     let identity = identity(config, &storage).await?;
-    let svc = services(&storage, backends.stock.clone(), identity.ids());
+    let svc = services(
+        &storage,
+        &config.writes,
+        backends.stock.clone(),
+        identity.ids(),
+    );
     // Callers are answered before the request times out; the draw itself runs to its end.
     let deadline = Duration::from_millis(config.http.request_timeout_ms.saturating_mul(4) / 5);
-    let mut lottery = Lottery::new(svc.clone()).with_draw_deadline(deadline);
+    let mut lottery = Lottery::new(svc.clone())
+        .with_draw_deadline(deadline)
+        .with_cache_ttl(Duration::from_millis(config.cache.ttl_ms));
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let mut listeners = Vec::new();
     if let Some((feed, listener)) = change_feed(config, &lottery)? {

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use db_router::DatabaseConfig;
 pub use lottery_mq::AmqpConfig;
 pub use lottery_stock::RedisConfig;
+pub use lottery_storage::WriteConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -40,6 +41,24 @@ pub struct Config {
     pub http: HttpConfig,
     pub log: LogConfig,
     pub workers: WorkerConfig,
+    pub writes: WriteConfig,
+    pub cache: CacheConfig,
+}
+
+/// The configuration cache.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// How long an activity's configuration is served from memory: the bound on how long
+    /// another instance's change can go unseen if its announcement is lost. 0 turns the
+    /// cache off (every draw reads the configuration from the database; for comparison).
+    pub ttl_ms: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self { ttl_ms: 30_000 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -141,6 +160,8 @@ impl Default for Config {
             http: HttpConfig::default(),
             log: LogConfig::default(),
             workers: WorkerConfig::default(),
+            writes: WriteConfig::default(),
+            cache: CacheConfig::default(),
         }
     }
 }
@@ -344,6 +365,7 @@ impl Config {
                 "cluster mode needs auth.jwt_secret of at least 32 characters, shared by every instance".into(),
             ));
         }
+        self.writes.validate().map_err(section("writes"))?;
         if self.worker_id.is_some() {
             return Err(ConfigError::Invalid(
                 "worker_id is no longer configured: every instance leases a unique one at start \

@@ -84,6 +84,7 @@ impl World {
         tokio::spawn(identity.clone().run(renewing));
         let mut svc = lottery_server::compose::services(
             &storage,
+            &Default::default(),
             Arc::new(MemoryLedger::new()),
             identity.ids(),
         );

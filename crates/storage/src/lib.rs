@@ -58,6 +58,19 @@ impl Storage {
     /// Every repository the application needs, draws written in batches (group commit): the
     /// one place they are built, for the composition root and the tests alike.
     pub fn repositories(&self) -> lottery_activity::Repositories {
+        self.repositories_with(&WriteConfig::default())
+    }
+
+    /// As [`Storage::repositories`], draws written as `writes` says.
+    pub fn repositories_with(&self, writes: &WriteConfig) -> lottery_activity::Repositories {
+        let draws = if writes.batched {
+            self.batched_draws(BatchOptions {
+                max_rows: writes.max_rows,
+                ..BatchOptions::default()
+            })
+        } else {
+            self.draws()
+        };
         let config = std::sync::Arc::new(self.config());
         let orders = std::sync::Arc::new(self.orders());
         lottery_activity::Repositories {
@@ -66,7 +79,7 @@ impl Storage {
             awards: config,
             takes: std::sync::Arc::new(self.takes()),
             orders: orders.clone(),
-            draws: std::sync::Arc::new(self.batched_draws(BatchOptions::default())),
+            draws: std::sync::Arc::new(draws),
             rule_trees: std::sync::Arc::new(self.rule_trees()),
             outbox: std::sync::Arc::new(self.outbox()),
             grants: orders,
@@ -135,5 +148,38 @@ impl Storage {
 
     pub async fn close(&self) {
         self.router.close().await;
+    }
+}
+
+/// How draws are written, as `[writes]` in the platform's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WriteConfig {
+    /// Group commit: one writer per shard database commits the draws queued meanwhile in one
+    /// transaction. Off, every draw is its own transaction (for comparison; slower).
+    pub batched: bool,
+    /// At most this many draws per transaction.
+    pub max_rows: usize,
+}
+
+impl Default for WriteConfig {
+    fn default() -> Self {
+        Self {
+            batched: true,
+            max_rows: BatchOptions::default().max_rows,
+        }
+    }
+}
+
+impl WriteConfig {
+    /// # Errors
+    /// [`StorageError::Invalid`] naming the problem.
+    pub fn validate(&self) -> Result<(), StorageError> {
+        if !(1..=1_024).contains(&self.max_rows) {
+            return Err(StorageError::Invalid(
+                "writes.max_rows must be 1 to 1024".into(),
+            ));
+        }
+        Ok(())
     }
 }
