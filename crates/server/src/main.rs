@@ -9,6 +9,9 @@ use lottery_server::auth::TokenRole;
 use lottery_server::config::{Config, Mode};
 use lottery_server::{Role, compose, shutdown_signal, start, telemetry};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "lottery",
