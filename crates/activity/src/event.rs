@@ -9,18 +9,14 @@ use serde::{Deserialize, Serialize};
 pub enum Topic {
     /// A win to deliver ([`AwardInvoice`]).
     AwardInvoice,
-    /// A take was granted ([`Participated`]). Declared on the broker, not yet published:
-    /// the stock sync reads the stock store instead.
-    Participation,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 2] = [Self::AwardInvoice, Self::Participation];
+    pub const ALL: [Topic; 1] = [Self::AwardInvoice];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AwardInvoice => "award_invoice",
-            Self::Participation => "participation",
         }
     }
 
@@ -41,21 +37,7 @@ pub struct AwardInvoice {
     pub shipping: Option<ShippingAddress>,
 }
 
-/// Message that a take was granted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Participated {
-    pub version: u32,
-    pub user_id: UserId,
-    pub activity_id: ActivityId,
-    pub take_id: TakeId,
-    pub at: DateTime<Utc>,
-}
-
 impl AwardInvoice {
-    pub const VERSION: u32 = 1;
-}
-
-impl Participated {
     pub const VERSION: u32 = 1;
 }
 

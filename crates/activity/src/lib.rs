@@ -10,8 +10,8 @@ mod state;
 
 pub use deployment::{Deployment, DeploymentError};
 pub use event::{
-    AwardInvoice, EventPublisher, Handled, Inbound, MessageHandler, OutboxMessage, Participated,
-    PublishError, Topic,
+    AwardInvoice, EventPublisher, Handled, Inbound, MessageHandler, OutboxMessage, PublishError,
+    Topic,
 };
 pub use model::{Activity, ActivityError, ActivitySpec, ParticipationError};
 pub use port::{

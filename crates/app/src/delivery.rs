@@ -332,8 +332,6 @@ impl MessageHandler for AwardDelivery {
                 }
                 Err(e) => Handled::Poison(format!("malformed invoice: {e}")),
             },
-            // Participation messages feed the stock sync, which reads the stock store directly.
-            Topic::Participation => Handled::Done,
         }
     }
 }

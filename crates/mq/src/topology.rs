@@ -190,8 +190,8 @@ mod tests {
         assert_eq!(t.dead_letter_exchange(), "lottery.events.dlx");
         assert_eq!(t.queue(Topic::AwardInvoice), "lottery.award_invoice");
         assert_eq!(
-            t.dead_letter_queue(Topic::Participation),
-            "lottery.participation.dead"
+            t.dead_letter_queue(Topic::AwardInvoice),
+            "lottery.award_invoice.dead"
         );
     }
 

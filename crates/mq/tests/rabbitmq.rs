@@ -22,20 +22,17 @@ async fn five_thousand_confirmed_messages_are_each_consumed_once() {
     let config = fresh_config("bulk").await;
     let admin = admin(&config).await;
     let publisher = AmqpPublisher::new(config.clone()).expect("valid config");
-    let messages = json_messages(Topic::Participation, "bulk", 5_000);
+    let messages = json_messages(Topic::AwardInvoice, "bulk", 5_000);
 
     let started = Instant::now();
     let results = publisher.publish_all(&messages).await;
     let publish_time = started.elapsed();
     let published_ok = results.iter().filter(|r| r.is_ok()).count();
-    let depth_after_publish = admin
-        .queue_depth(Topic::Participation)
-        .await
-        .expect("depth");
+    let depth_after_publish = admin.queue_depth(Topic::AwardInvoice).await.expect("depth");
 
     let recorder = Recorder::accepting(Duration::ZERO);
     let started = Instant::now();
-    let consumer = Running::start(&config, recorder.clone(), Topic::Participation);
+    let consumer = Running::start(&config, recorder.clone(), Topic::AwardInvoice);
     let all_in = eventually(Duration::from_secs(60), async || {
         recorder.done_count() >= 5_000
     })
@@ -43,12 +40,9 @@ async fn five_thousand_confirmed_messages_are_each_consumed_once() {
     let consume_time = started.elapsed();
     consumer.stop().await;
     publisher.close().await;
-    let depth_at_end = admin
-        .queue_depth(Topic::Participation)
-        .await
-        .expect("depth");
+    let depth_at_end = admin.queue_depth(Topic::AwardInvoice).await.expect("depth");
     let dead = admin
-        .dead_letter_depth(Topic::Participation)
+        .dead_letter_depth(Topic::AwardInvoice)
         .await
         .expect("depth");
     remove(admin).await;
@@ -74,7 +68,7 @@ async fn five_thousand_confirmed_messages_are_each_consumed_once() {
         recorder
             .seen()
             .iter()
-            .all(|m| m.topic == Topic::Participation && !m.redelivered)
+            .all(|m| m.topic == Topic::AwardInvoice && !m.redelivered)
     );
     assert_eq!(depth_at_end, 0);
     assert_eq!(dead, 0);
@@ -200,18 +194,18 @@ async fn messages_in_flight_when_a_consumer_dies_are_redelivered() {
     config.prefetch = 10;
     let admin = admin(&config).await;
     let publisher = AmqpPublisher::new(config.clone()).expect("valid config");
-    let batch = json_messages(Topic::Participation, "crash", 300);
+    let batch = json_messages(Topic::AwardInvoice, "crash", 300);
     let results = publisher.publish_all(&batch).await;
 
     let slow = Recorder::accepting(Duration::from_millis(20));
-    let first = Running::start(&config, slow.clone(), Topic::Participation);
+    let first = Running::start(&config, slow.clone(), Topic::AwardInvoice);
     let partway = eventually(Duration::from_secs(20), async || slow.done_count() >= 50).await;
     first.abort().await;
     let handled_before_crash = slow.done_count();
 
     let recorder = Recorder::accepting(Duration::ZERO);
     let started = Instant::now();
-    let second = Running::start(&config, recorder.clone(), Topic::Participation);
+    let second = Running::start(&config, recorder.clone(), Topic::AwardInvoice);
     let expected: HashSet<String> = batch.iter().map(|m| m.message_id.clone()).collect();
     let all_handled = eventually(Duration::from_secs(30), async || {
         let mut handled: HashSet<String> = slow.done().into_iter().collect();
@@ -222,10 +216,7 @@ async fn messages_in_flight_when_a_consumer_dies_are_redelivered() {
     let recovery = started.elapsed();
     second.stop().await;
     publisher.close().await;
-    let depth = admin
-        .queue_depth(Topic::Participation)
-        .await
-        .expect("depth");
+    let depth = admin.queue_depth(Topic::AwardInvoice).await.expect("depth");
     remove(admin).await;
     println!("crashed after {handled_before_crash} handled; rest handled in {recovery:?}");
 
@@ -318,7 +309,8 @@ async fn publisher_and_consumer_recover_from_a_broker_outage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs RabbitMQ at 127.0.0.1:5672 (LOTTERY_TEST_AMQP_URL)"]
-async fn unroutable_messages_are_rejected() {
+async fn unroutable_and_refused_messages_are_rejected_each_on_its_own() {
+    const ACCEPTED: i32 = 17;
     let mut config = fresh_config("noroute").await;
     config.declare_topology = false;
     let url = config.url.clone();
@@ -337,11 +329,26 @@ async fn unroutable_messages_are_rejected() {
         )
         .await
         .expect("exchange");
+    let publisher = AmqpPublisher::new(config.clone()).expect("valid config");
+    // Nothing is bound yet: the message has nowhere to go and comes back.
+    let single = publisher
+        .publish(&message(Topic::AwardInvoice, "lost", "{}"))
+        .await;
+    // A queue that takes 17 messages and refuses the rest: one batch gets both answers.
+    let mut limits = FieldTable::default();
+    limits.insert(
+        "x-max-length".into(),
+        lapin::types::AMQPValue::LongInt(ACCEPTED),
+    );
+    limits.insert(
+        "x-overflow".into(),
+        lapin::types::AMQPValue::LongString("reject-publish".into()),
+    );
     channel
         .queue_declare(
             queue.as_str().into(),
             QueueDeclareOptions::default(),
-            FieldTable::default(),
+            limits,
         )
         .await
         .expect("queue");
@@ -349,26 +356,15 @@ async fn unroutable_messages_are_rejected() {
         .queue_bind(
             queue.as_str().into(),
             config.exchange.as_str().into(),
-            Topic::Participation.as_str().into(),
+            Topic::AwardInvoice.as_str().into(),
             QueueBindOptions::default(),
             FieldTable::default(),
         )
         .await
         .expect("bind");
-
-    let publisher = AmqpPublisher::new(config.clone()).expect("valid config");
-    let single = publisher
-        .publish(&message(Topic::AwardInvoice, "lost", "{}"))
-        .await;
-    let mut mixed = Vec::new();
-    for i in 0..50 {
-        let topic = if i % 3 == 0 {
-            Topic::AwardInvoice
-        } else {
-            Topic::Participation
-        };
-        mixed.push(message(topic, &format!("mixed-{i}"), "{}"));
-    }
+    let mixed: Vec<_> = (0..50)
+        .map(|i| message(Topic::AwardInvoice, &format!("mixed-{i}"), "{}"))
+        .collect();
     let results = publisher.publish_all(&mixed).await;
     publisher.close().await;
     let routed = channel
@@ -388,25 +384,21 @@ async fn unroutable_messages_are_rejected() {
         matches!(single, Err(PublishError::Rejected(_))),
         "{single:?}"
     );
-    for (m, r) in mixed.iter().zip(&results) {
-        match m.topic {
-            Topic::AwardInvoice => {
-                assert!(
-                    matches!(r, Err(PublishError::Rejected(_))),
-                    "{}: {r:?}",
-                    m.message_id
-                )
-            }
-            Topic::Participation => assert_eq!(r, &Ok(()), "{}", m.message_id),
+    // The broker takes messages in publish order: the first ones fill the queue, and each
+    // of the rest is answered refused on its own.
+    let accepted = usize::try_from(ACCEPTED).expect("small");
+    for (i, (m, r)) in mixed.iter().zip(&results).enumerate() {
+        if i < accepted {
+            assert_eq!(r, &Ok(()), "{}", m.message_id);
+        } else {
+            assert!(
+                matches!(r, Err(PublishError::Rejected(_))),
+                "{}: {r:?}",
+                m.message_id
+            );
         }
     }
-    assert_eq!(
-        routed as usize,
-        mixed
-            .iter()
-            .filter(|m| m.topic == Topic::Participation)
-            .count()
-    );
+    assert_eq!(routed as usize, accepted);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -416,11 +408,11 @@ async fn graceful_stop_finishes_started_messages_and_returns_the_rest() {
     config.prefetch = 10;
     let admin = admin(&config).await;
     let publisher = AmqpPublisher::new(config.clone()).expect("valid config");
-    let batch = json_messages(Topic::Participation, "stop", 100);
+    let batch = json_messages(Topic::AwardInvoice, "stop", 100);
     let results = publisher.publish_all(&batch).await;
 
     let recorder = Recorder::accepting(Duration::from_millis(50));
-    let consumer = Running::start(&config, recorder.clone(), Topic::Participation);
+    let consumer = Running::start(&config, recorder.clone(), Topic::AwardInvoice);
     let partway = eventually(Duration::from_secs(20), async || {
         recorder.done_count() >= 20
     })
@@ -428,10 +420,7 @@ async fn graceful_stop_finishes_started_messages_and_returns_the_rest() {
     let started = Instant::now();
     consumer.stop().await;
     let stop_time = started.elapsed();
-    let depth = admin
-        .queue_depth(Topic::Participation)
-        .await
-        .expect("depth");
+    let depth = admin.queue_depth(Topic::AwardInvoice).await.expect("depth");
     publisher.close().await;
     remove(admin).await;
     println!("graceful stop took {stop_time:?}");

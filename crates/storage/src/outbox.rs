@@ -64,7 +64,6 @@ pub(crate) async fn insert_outbox(
 fn row_from(db: u32, row: &AnyRow) -> RepoResult<OutboxRow> {
     let topic = match text(row, "topic")?.as_str() {
         "award_invoice" => Topic::AwardInvoice,
-        "participation" => Topic::Participation,
         other => return Err(corrupt(format!("outbox topic {other:?}"))),
     };
     Ok(OutboxRow {
