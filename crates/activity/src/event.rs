@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 use lottery_award::{Award, ShippingAddress};
-use lottery_domain::{ActivityId, OrderId, TakeId, UserId};
+use lottery_domain::{ActivityId, OrderId, UserId};
 use serde::{Deserialize, Serialize};
 
 /// The streams the platform publishes to.
