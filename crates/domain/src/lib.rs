@@ -1,6 +1,5 @@
 //! Value types shared by every domain crate (ids, user ids, the repository error and its
-//! cause) and the
-//! clock port.
+//! cause) and the clock port.
 //!
 //! Nothing here performs I/O: adapters in the infrastructure crates implement the ports.
 
