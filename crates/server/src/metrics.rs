@@ -1,32 +1,41 @@
-//! Prometheus metrics, kept in atomics owned by the server (no global recorder, so several
-//! servers can live in one process, as the tests do) and rendered in the text format.
+//! Prometheus metrics in a registry owned by the server (no global recorder, so several
+//! servers can live in one process, as the tests do), encoded by `prometheus-client`.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Upper bounds of the draw latency histogram, in seconds.
 const BUCKETS: [f64; 12] = [
     0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
 ];
 
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// Draws by outcome: `win`, `lose`, or an error code such as `sold_out`.
-    draws: Mutex<BTreeMap<String, u64>>,
-    latency_buckets: [AtomicU64; BUCKETS.len()],
-    latency_count: AtomicU64,
-    latency_sum_micros: AtomicU64,
-    /// Stock claims the reconciler settled, by fate.
-    reconciled: [AtomicU64; 4],
-    /// Activities whose stock store held more than the records allow, reloaded.
-    drift_repairs: AtomicU64,
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DrawLabels {
+    /// `win`, `lose`, or an error code such as `sold_out`.
+    result: &'static str,
 }
 
-/// Fates of reconciled claims, in the order of `Metrics::reconciled`.
-const FATES: [&str; 4] = ["given_back", "recorded", "superseded", "unresolved"];
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FateLabels {
+    fate: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActivityLabels {
+    activity: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
 
 /// Values read at scrape time.
 #[derive(Debug, Default)]
@@ -39,160 +48,139 @@ pub struct Gauges {
     pub consumer_lag: u64,
 }
 
+#[derive(Debug)]
+pub struct Metrics {
+    /// Encoding holds the lock too, so a scrape never sees gauges half set by another.
+    registry: Mutex<Registry>,
+    draws: Family<DrawLabels, Counter>,
+    latency: Histogram,
+    reconciled: Family<FateLabels, Counter>,
+    drift_repairs: Counter,
+    stock_left: Family<ActivityLabels, Gauge>,
+    outbox: Family<StateLabels, Gauge>,
+    consumer_lag: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let m = Self {
+            registry: Mutex::new(Registry::default()),
+            draws: Family::default(),
+            latency: Histogram::new(BUCKETS),
+            reconciled: Family::default(),
+            drift_repairs: Counter::default(),
+            stock_left: Family::default(),
+            outbox: Family::default(),
+            consumer_lag: Gauge::default(),
+        };
+        m.register();
+        m
+    }
+}
+
 impl Metrics {
-    pub fn record_draw(&self, outcome: &str, elapsed: Duration) {
-        *self
-            .draws
+    fn register(&self) {
+        let mut r = self
+            .registry
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(outcome.to_owned())
-            .or_default() += 1;
-        let secs = elapsed.as_secs_f64();
-        for (bucket, bound) in self.latency_buckets.iter().zip(BUCKETS) {
-            if secs <= bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_micros
-            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        r.register(
+            "lottery_draws",
+            "Draws by outcome (win, lose, or the error code)",
+            self.draws.clone(),
+        );
+        r.register(
+            "lottery_draw_duration_seconds",
+            "Time to answer a draw",
+            self.latency.clone(),
+        );
+        r.register(
+            "lottery_reconciled_claims",
+            "Stock claims no draw settled, settled by the reconciler, by fate (given_back: no record, the repairs)",
+            self.reconciled.clone(),
+        );
+        r.register(
+            "lottery_stock_drift_repairs",
+            "Times the stock store held more than the records allow and was reloaded (an alarm)",
+            self.drift_repairs.clone(),
+        );
+        r.register(
+            "lottery_stock_left",
+            "Activity stock left, per running activity",
+            self.stock_left.clone(),
+        );
+        r.register(
+            "lottery_outbox_backlog",
+            "Outbox messages not yet confirmed by the broker",
+            self.outbox.clone(),
+        );
+        r.register(
+            "lottery_consumer_lag",
+            "Messages waiting for the award consumer",
+            self.consumer_lag.clone(),
+        );
+    }
+
+    pub fn record_draw(&self, outcome: &'static str, elapsed: Duration) {
+        self.draws
+            .get_or_create(&DrawLabels { result: outcome })
+            .inc();
+        self.latency.observe(elapsed.as_secs_f64());
     }
 
     pub fn record_job(&self, report: &lottery_app::JobReport) {
         match report {
-            lottery_app::JobReport::Reconcile(r) => self.record_reconcile(r),
+            lottery_app::JobReport::Reconcile(r) => {
+                for (fate, n) in [
+                    ("given_back", r.given_back),
+                    ("recorded", r.recorded),
+                    ("superseded", r.superseded),
+                    ("unresolved", r.unresolved),
+                ] {
+                    self.reconciled
+                        .get_or_create(&FateLabels { fate })
+                        .inc_by(n as u64);
+                }
+            }
             lottery_app::JobReport::StockSync(s) => {
-                self.drift_repairs
-                    .fetch_add(s.repaired as u64, Ordering::Relaxed);
+                self.drift_repairs.inc_by(s.repaired as u64);
             }
         }
     }
 
-    fn record_reconcile(&self, report: &lottery_app::ReconcileReport) {
-        let counts = [
-            report.given_back,
-            report.recorded,
-            report.superseded,
-            report.unresolved,
-        ];
-        for (slot, n) in self.reconciled.iter().zip(counts) {
-            slot.fetch_add(n as u64, Ordering::Relaxed);
-        }
-    }
-
+    /// The text exposition of every metric, with `gauges` as read now.
     pub fn render(&self, gauges: &Gauges) -> String {
+        let registry = self
+            .registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Activities that stopped running drop out of the family.
+        self.stock_left.clear();
+        for (activity, left) in &gauges.stock_left {
+            let labels = ActivityLabels {
+                activity: activity.clone(),
+            };
+            self.stock_left.get_or_create(&labels).set(gauge(*left));
+        }
+        for (state, n) in [
+            ("pending", gauges.outbox_pending),
+            ("parked", gauges.outbox_parked),
+        ] {
+            self.outbox
+                .get_or_create(&StateLabels { state })
+                .set(gauge(n));
+        }
+        self.consumer_lag.set(gauge(gauges.consumer_lag));
         let mut out = String::new();
-        self.render_jobs(&mut out);
-        self.render_draws(&mut out);
-        render_gauges(&mut out, gauges);
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
+            tracing::error!(error = %e, "metrics could not be encoded");
+        }
         out
     }
-
-    fn render_jobs(&self, out: &mut String) {
-        family(
-            out,
-            "lottery_reconciled_claims_total",
-            "counter",
-            "Stock claims no draw settled, settled by the reconciler, by fate (given_back: no record, the repairs).",
-        );
-        for (fate, n) in FATES.iter().zip(&self.reconciled) {
-            let _ = writeln!(
-                out,
-                "lottery_reconciled_claims_total{{fate=\"{fate}\"}} {}",
-                n.load(Ordering::Relaxed)
-            );
-        }
-        family(
-            out,
-            "lottery_stock_drift_repairs_total",
-            "counter",
-            "Times the stock store held more than the records allow and was reloaded (an alarm).",
-        );
-        let _ = writeln!(
-            out,
-            "lottery_stock_drift_repairs_total {}",
-            self.drift_repairs.load(Ordering::Relaxed)
-        );
-    }
-
-    fn render_draws(&self, out: &mut String) {
-        family(
-            out,
-            "lottery_draws_total",
-            "counter",
-            "Draws by outcome (win, lose, or the error code).",
-        );
-        for (outcome, n) in self
-            .draws
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-        {
-            let _ = writeln!(out, "lottery_draws_total{{result=\"{outcome}\"}} {n}");
-        }
-        family(
-            out,
-            "lottery_draw_duration_seconds",
-            "histogram",
-            "Time to answer a draw.",
-        );
-        for (bucket, bound) in self.latency_buckets.iter().zip(BUCKETS) {
-            let _ = writeln!(
-                out,
-                "lottery_draw_duration_seconds_bucket{{le=\"{bound}\"}} {}",
-                bucket.load(Ordering::Relaxed)
-            );
-        }
-        let count = self.latency_count.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "lottery_draw_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
-        );
-        let sum = self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "lottery_draw_duration_seconds_sum {sum}");
-        let _ = writeln!(out, "lottery_draw_duration_seconds_count {count}");
-    }
 }
 
-/// The `# HELP` and `# TYPE` lines of a metric family.
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-fn render_gauges(out: &mut String, gauges: &Gauges) {
-    family(
-        out,
-        "lottery_stock_left",
-        "gauge",
-        "Activity stock left, per running activity.",
-    );
-    for (activity, left) in &gauges.stock_left {
-        let _ = writeln!(out, "lottery_stock_left{{activity=\"{activity}\"}} {left}");
-    }
-    family(
-        out,
-        "lottery_outbox_backlog",
-        "gauge",
-        "Outbox messages not yet confirmed by the broker.",
-    );
-    let _ = writeln!(
-        out,
-        "lottery_outbox_backlog{{state=\"pending\"}} {}",
-        gauges.outbox_pending
-    );
-    let _ = writeln!(
-        out,
-        "lottery_outbox_backlog{{state=\"parked\"}} {}",
-        gauges.outbox_parked
-    );
-    family(
-        out,
-        "lottery_consumer_lag",
-        "gauge",
-        "Messages waiting for the award consumer.",
-    );
-    let _ = writeln!(out, "lottery_consumer_lag {}", gauges.consumer_lag);
+fn gauge(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -208,10 +196,27 @@ mod tests {
             stock_left: vec![("7".into(), 5)],
             ..Gauges::default()
         });
-        assert!(text.contains("lottery_draws_total{result=\"win\"} 1"));
+        assert!(
+            text.contains("lottery_draws_total{result=\"win\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("lottery_draws_total{result=\"sold_out\"} 1"));
         assert!(text.contains("lottery_draw_duration_seconds_bucket{le=\"0.005\"} 1"));
         assert!(text.contains("lottery_draw_duration_seconds_bucket{le=\"+Inf\"} 2"));
         assert!(text.contains("lottery_stock_left{activity=\"7\"} 5"));
+        // A stopped activity is gone at the next scrape.
+        let text = m.render(&Gauges::default());
+        assert!(
+            !text.contains("lottery_stock_left{activity=\"7\"}"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn two_servers_in_one_process_count_apart() {
+        let a = Metrics::default();
+        let b = Metrics::default();
+        a.record_draw("win", Duration::from_millis(1));
+        assert!(!b.render(&Gauges::default()).contains("result=\"win\""));
     }
 }
