@@ -124,6 +124,18 @@ impl std::fmt::Debug for Drawing {
     }
 }
 
+/// Claims tried while stock reloads (this or other instances') fence them off or drop the
+/// entries they need.
+const RELOAD_ATTEMPTS: u32 = 8;
+
+/// A pause of a few milliseconds, longer with every attempt and jittered, so the draws that
+/// met a reload do not meet the next one in step.
+async fn settle_pause(attempt: u32) {
+    let base = 2_u64.saturating_mul(u64::from(attempt.min(6)) + 1);
+    let jitter = rand::random::<u64>() % (base + 1);
+    tokio::time::sleep(StdDuration::from_millis(base + jitter)).await;
+}
+
 /// What a claim granted, to be recorded.
 struct Granted {
     award: Option<AwardId>,
@@ -210,10 +222,12 @@ impl Drawing {
             return Err(ParticipationError::SoldOut.into());
         }
         // A claim fenced off by a concurrent reload (instances loading the same activity at
-        // once) took nothing for good: draw again with a new claim, a few times.
-        for _ in 0..3 {
+        // once) took nothing for good: draw again with a new claim. Every instance may reload
+        // a new activity once at its first draws, so a draw can meet as many fences as there
+        // are instances; a short, growing pause lets the reloads settle.
+        for attempt in 0..RELOAD_ATTEMPTS {
             match self.claim_and_record(&req, &config).await {
-                Err(AppError::Stale) => continue,
+                Err(AppError::Stale) => settle_pause(attempt).await,
                 other => return other,
             }
         }
@@ -441,7 +455,11 @@ impl Drawing {
         claim: &StockClaim,
         config: &ActivityConfig,
     ) -> Result<ClaimOutcome, AppError> {
-        for _ in 0..4 {
+        for attempt in 0..RELOAD_ATTEMPTS {
+            if attempt > 0 {
+                // Another instance's reload can drop the entries just loaded: let it finish.
+                settle_pause(attempt).await;
+            }
             match self.stock.claim(claim).await {
                 Ok(outcome) => return Ok(outcome),
                 Err(StockError::NotLoaded(Missing::Activity(_, seen))) => {

@@ -4,8 +4,9 @@
 //! stock lives in the server's memory, out of reach; the admin API's view of it is read
 //! instead (`stock_left` and each award's `left`), and pending claims cannot be seen.
 
-use deadpool_redis::redis::{self, aio::MultiplexedConnection};
+use deadpool_redis::redis;
 use lottery_server::config::Config;
+use lottery_stock::RedisConnection;
 
 use super::AdminAccess;
 use crate::api::Admin;
@@ -48,7 +49,7 @@ impl Held {
 #[derive(Debug)]
 pub enum StockSource {
     Redis {
-        conn: MultiplexedConnection,
+        conn: RedisConnection,
         prefix: String,
     },
     AdminApi(Admin),
@@ -59,8 +60,14 @@ impl StockSource {
         if let Some(redis) = &config.redis
             && config.database.is_some()
         {
-            let client = redis::Client::open(redis.url.as_str())?;
-            let conn = client.get_multiplexed_async_connection().await?;
+            // The platform's own client: a Redis Cluster is followed slot by slot.
+            let conn = RedisConnection::connect(
+                &redis.target(),
+                2,
+                std::time::Duration::from_millis(redis.timeout_ms.unwrap_or(2_000)),
+            )
+            .await
+            .map_err(|e| LoadError::Stock(e.to_string()))?;
             return Ok(Self::Redis {
                 conn,
                 prefix: config.redis_prefix(),
@@ -99,14 +106,16 @@ impl StockSource {
 }
 
 async fn get<T: redis::FromRedisValue>(
-    conn: &mut MultiplexedConnection,
+    conn: &mut RedisConnection,
     cmd: &redis::Cmd,
 ) -> Result<T, LoadError> {
-    Ok(cmd.query_async(conn).await?)
+    conn.query(cmd)
+        .await
+        .map_err(|e| LoadError::Stock(e.to_string()))
 }
 
 async fn read_redis(
-    conn: &mut MultiplexedConnection,
+    conn: &mut RedisConnection,
     base: &str,
     awards: &[i64],
 ) -> Result<Held, LoadError> {
@@ -134,7 +143,7 @@ async fn read_redis(
 /// The claims in the pending set whose record is still held (`G|...`) and of the current
 /// generation (those of a replaced generation were counted by the reload that replaced it).
 async fn pending_claims(
-    conn: &mut MultiplexedConnection,
+    conn: &mut RedisConnection,
     base: &str,
     generation: &str,
 ) -> Result<Vec<PendingClaim>, LoadError> {
