@@ -6,36 +6,15 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{App, Mode, open_window};
+use common::{App, Mode, assert_no_server_errors, draw_on_both, open_window};
 use futures::StreamExt;
-use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use reqwest::StatusCode;
+use serde_json::json;
 
 const STOCK: usize = 100;
 /// More users than stock, so the draws run the stock out and go on past it.
 const USERS: usize = 300;
 const DATABASE_STOCK: [(&str, &str); 1] = [("LOTTERY_STOCK__STRATEGY", "database")];
-
-/// Live takes straight from the shard databases.
-async fn stored_takes(app: &App, activity: &str) -> Vec<i64> {
-    let id = activity.parse::<i64>().expect("id");
-    let mut takes = Vec::new();
-    for url in &app.database_urls()[1..] {
-        let pool = sqlx::MySqlPool::connect(url).await.expect("shard");
-        for table in 0..4 {
-            let t: Vec<i64> = sqlx::query_scalar(&format!(
-                "SELECT take_id FROM user_take_{table:03} WHERE activity_id = ? AND state <> 'void'"
-            ))
-            .bind(id)
-            .fetch_all(&pool)
-            .await
-            .expect("takes");
-            takes.extend(t);
-        }
-        pool.close().await;
-    }
-    takes
-}
 
 /// The ledger's own rows in the global database: stock left and the claims it holds.
 async fn ledger_rows(app: &App, activity: &str) -> (i64, i64) {
@@ -59,31 +38,6 @@ async fn ledger_rows(app: &App, activity: &str) -> (i64, i64) {
     (left, held)
 }
 
-/// Every user draws once, alternating between the two instances: the answers.
-async fn draw_all(apps: [&App; 2], tokens: &[String], activity: &str) -> Vec<(StatusCode, Value)> {
-    let path = format!("/api/v1/activities/{activity}/draw");
-    futures::stream::iter(0..tokens.len())
-        .map(|i| {
-            let (app, token, path) = (apps[i % 2], &tokens[i], &path);
-            async move {
-                let resp = app
-                    .raw(
-                        Method::POST,
-                        path,
-                        Some(token),
-                        None,
-                        &[("Idempotency-Key", "k")],
-                    )
-                    .await;
-                let status = resp.status();
-                (status, resp.json().await.unwrap_or(Value::Null))
-            }
-        })
-        .buffer_unordered(32)
-        .collect()
-        .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs MariaDB, Redis and RabbitMQ"]
 async fn two_instances_on_database_stock_sell_exactly_the_stock() {
@@ -105,18 +59,8 @@ async fn two_instances_on_database_stock_sell_exactly_the_stock() {
         .buffered(16)
         .collect()
         .await;
-    let answers = draw_all([&first, &second], &tokens, &activity).await;
-    let server_errors: Vec<&Value> = answers
-        .iter()
-        .filter(|(s, _)| s.is_server_error())
-        .map(|(_, v)| v)
-        .collect();
-    assert!(
-        server_errors.is_empty(),
-        "{} 5xx, e.g. {:?}",
-        server_errors.len(),
-        server_errors.first()
-    );
+    let answers = draw_on_both([&first, &second], &tokens, &activity, 32).await;
+    assert_no_server_errors(&answers);
     let drawn = answers.iter().filter(|(s, _)| *s == StatusCode::OK).count();
     assert_eq!(drawn, STOCK, "draws answered: exactly the stock");
     let sold_out = answers
@@ -128,7 +72,7 @@ async fn two_instances_on_database_stock_sell_exactly_the_stock() {
         USERS - STOCK,
         "every other user is told it is sold out"
     );
-    let takes = stored_takes(&first, &activity).await;
+    let (takes, _) = first.stored_records(&activity).await;
     assert_eq!(takes.len(), STOCK, "takes stored: exactly the stock");
     assert_eq!(
         takes.iter().collect::<HashSet<_>>().len(),
