@@ -16,14 +16,16 @@ use lottery_award::AwardRegistry;
 use lottery_domain::{ActivityId, SystemClock, UserId};
 use lottery_ids::IdSource;
 use lottery_mq::{AmqpConsumer, AmqpPublisher, MqAdmin, MqConfig};
-use lottery_stock::{MemoryDrawRateLimit, MemoryLedger, RedisDrawRateLimit, RedisLedger};
+use lottery_stock::{
+    MemoryDrawRateLimit, MemoryLedger, RedisConnection, RedisDrawRateLimit, RedisLedger,
+};
 use lottery_storage::Storage;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::auth::Keys;
-use crate::config::{Config, Mode, Secret, Topology};
+use crate::config::{Config, Mode, Secret, StockStrategy, Topology};
 use crate::state::{AppState, Dependency, Probe};
 
 #[derive(Debug, thiserror::Error)]
@@ -210,7 +212,7 @@ fn draw_rate(config: &Config) -> DrawRate {
     }
 }
 
-async fn backends(config: &Config) -> Result<Backends, StartError> {
+async fn backends(config: &Config, storage: &Storage) -> Result<Backends, StartError> {
     let (redis, amqp) = match config.topology()? {
         Topology::Embedded(_) => {
             return Ok(Backends {
@@ -223,13 +225,25 @@ async fn backends(config: &Config) -> Result<Backends, StartError> {
     };
     // One connection (a pool, or the cluster client) for the stock and the rate limit.
     let options = redis.ledger_options(&config.deployment_name());
-    let prefix = options.prefix.clone();
-    let stock = RedisLedger::connect_to(&redis.target(), options).await?;
-    check_redis(&stock).await?;
+    let connection =
+        RedisConnection::connect(&redis.target(), options.pool_size, options.timeout).await?;
+    let stock: Arc<dyn StockLedger> = match config.stock.strategy {
+        StockStrategy::Redis => {
+            let ledger = RedisLedger::new(connection.clone(), options.prefix.clone());
+            check_redis(&ledger).await?;
+            Arc::new(ledger)
+        }
+        // Redis then holds only rate limits and announcements, which an eviction or a
+        // restart costs nothing lasting: its settings need no check.
+        StockStrategy::Database => {
+            info!("stock strategy: database (one row-locking transaction per claim)");
+            Arc::new(storage.stock_ledger())
+        }
+    };
     let draw_limit = DrawLimiter {
         limit: Arc::new(RedisDrawRateLimit::new(
-            stock.connection().clone(),
-            prefix,
+            connection,
+            options.prefix,
             draw_rate(config),
         )),
         fallback: Some(Arc::new(MemoryDrawRateLimit::new(draw_rate(config)))),
@@ -241,7 +255,7 @@ async fn backends(config: &Config) -> Result<Backends, StartError> {
     admin.close().await;
     let publisher = Arc::new(AmqpPublisher::new(mq.clone())?);
     Ok(Backends {
-        stock: Arc::new(stock),
+        stock,
         draw_limit,
         amqp: Some((publisher, mq)),
     })
@@ -405,7 +419,7 @@ pub async fn build(config: &Config, role: Role) -> Result<Built, StartError> {
         // Embedded mode owns its files: keep the schema current on every start.
         storage.migrate().await?;
     }
-    let backends = backends(config).await?;
+    let backends = backends(config, &storage).await?;
     let identity = identity(config, &storage).await?;
     let svc = services(
         &storage,

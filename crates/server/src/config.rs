@@ -37,6 +37,8 @@ pub struct Config {
     pub database: Option<DatabaseConfig>,
     pub redis: Option<RedisConfig>,
     pub amqp: Option<AmqpConfig>,
+    /// Where cluster mode keeps the stock.
+    pub stock: StockConfig,
     pub auth: AuthConfig,
     pub http: HttpConfig,
     pub log: LogConfig,
@@ -67,6 +69,44 @@ pub struct EmbeddedConfig {
     /// Shard databases (SQLite files) and tables per shard.
     pub shards: u32,
     pub tables: u32,
+}
+
+/// `[stock]`: which ledger holds the stock in cluster mode (embedded mode keeps it in
+/// process). The change feed and the draw rate limit use Redis either way.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StockConfig {
+    pub strategy: StockStrategy,
+}
+
+/// Where the stock is claimed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StockStrategy {
+    /// One Lua script per claim in Redis (`RedisLedger`): the fast path.
+    #[default]
+    Redis,
+    /// One row-locking transaction per claim in the global database (`SqlLedger`): no
+    /// stock state in Redis, at the cost of claims of one activity waiting for each other.
+    Database,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StockConfigError {
+    #[error(
+        "strategy = \"database\" applies to cluster mode; embedded mode keeps the stock in process"
+    )]
+    NotCluster,
+}
+
+impl StockConfig {
+    /// The strategy must fit the mode: embedded mode has no choice to make.
+    pub fn validate(&self, mode: Mode) -> Result<(), StockConfigError> {
+        match (self.strategy, mode) {
+            (StockStrategy::Database, Mode::Embedded) => Err(StockConfigError::NotCluster),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -156,6 +196,7 @@ impl Default for Config {
             database: None,
             redis: None,
             amqp: None,
+            stock: StockConfig::default(),
             auth: AuthConfig::default(),
             http: HttpConfig::default(),
             log: LogConfig::default(),
@@ -355,6 +396,7 @@ impl Config {
             amqp.validate(&self.deployment_name())
                 .map_err(section("amqp"))?;
         }
+        self.stock.validate(self.mode()).map_err(section("stock"))?;
         let short_secret = self
             .auth
             .jwt_secret
@@ -416,6 +458,39 @@ mod tests {
         };
         let e = c.validate().expect_err("worker ids are leased");
         assert!(e.to_string().contains("leases a unique one"), "{e}");
+    }
+
+    #[test]
+    fn the_stock_strategy_is_redis_unless_cluster_mode_asks_for_the_database() {
+        let mut c = Config::default();
+        assert_eq!(c.stock.strategy, StockStrategy::Redis);
+        c.stock.strategy = StockStrategy::Database;
+        let e = c
+            .validate()
+            .expect_err("embedded mode has no stock strategy");
+        assert!(
+            matches!(
+                e,
+                ConfigError::Section {
+                    section: "stock",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        c.database = Some(DatabaseConfig::new(
+            "mysql://root@127.0.0.1/g",
+            vec!["mysql://root@127.0.0.1/s1".into()],
+            4,
+        ));
+        c.redis = Some(RedisConfig::new("redis://127.0.0.1"));
+        c.amqp = Some(AmqpConfig::new("amqp://127.0.0.1"));
+        c.auth.jwt_secret = Some(Secret::new("x".repeat(32)));
+        c.validate().expect("the database strategy in cluster mode");
+        let parsed: StockConfig =
+            serde_json::from_str(r#"{"strategy": "database"}"#).expect("parses");
+        assert_eq!(parsed.strategy, StockStrategy::Database);
+        assert!(serde_json::from_str::<StockConfig>(r#"{"strategy": "disk"}"#).is_err());
     }
 
     #[test]

@@ -5,42 +5,12 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{App, Mode, open_window};
+use common::{App, Mode, assert_no_server_errors, draw_on_both, open_window};
 use futures::StreamExt;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const USERS: usize = 3_000;
-
-/// Orders and takes straight from the shard databases.
-async fn stored(app: &App, activity: &str) -> (Vec<i64>, Vec<i64>) {
-    let mut takes = Vec::new();
-    let mut orders = Vec::new();
-    let id = activity.parse::<i64>().expect("id");
-    for url in &app.database_urls()[1..] {
-        let pool = sqlx::MySqlPool::connect(url).await.expect("shard");
-        for table in 0..4 {
-            let t: Vec<i64> = sqlx::query_scalar(&format!(
-                "SELECT take_id FROM user_take_{table:03} WHERE activity_id = ? AND state <> 'void'"
-            ))
-            .bind(id)
-            .fetch_all(&pool)
-            .await
-            .expect("takes");
-            takes.extend(t);
-            let o: Vec<i64> = sqlx::query_scalar(&format!(
-                "SELECT order_id FROM win_order_{table:03} WHERE activity_id = ?"
-            ))
-            .bind(id)
-            .fetch_all(&pool)
-            .await
-            .expect("orders");
-            orders.extend(o);
-        }
-        pool.close().await;
-    }
-    (takes, orders)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs MariaDB, Redis and RabbitMQ"]
@@ -65,45 +35,15 @@ async fn two_instances_from_one_configuration_never_oversell() {
         .buffered(16)
         .collect()
         .await;
-    let answers: Vec<(StatusCode, Value)> = futures::stream::iter(0..USERS)
-        .map(|i| {
-            let app = if i % 2 == 0 { &first } else { &second };
-            let (token, path) = (&tokens[i], format!("/api/v1/activities/{activity}/draw"));
-            async move {
-                let resp = app
-                    .raw(
-                        Method::POST,
-                        &path,
-                        Some(token),
-                        None,
-                        &[("Idempotency-Key", "k")],
-                    )
-                    .await;
-                let status = resp.status();
-                (status, resp.json().await.unwrap_or(Value::Null))
-            }
-        })
-        .buffer_unordered(64)
-        .collect()
-        .await;
-    let server_errors: Vec<&Value> = answers
-        .iter()
-        .filter(|(s, _)| s.is_server_error())
-        .map(|(_, v)| v)
-        .collect();
-    assert!(
-        server_errors.is_empty(),
-        "{} 5xx, e.g. {:?}",
-        server_errors.len(),
-        server_errors.first()
-    );
+    let answers = draw_on_both([&first, &second], &tokens, &activity, 64).await;
+    assert_no_server_errors(&answers);
     let wins: Vec<&Value> = answers
         .iter()
         .filter(|(s, v)| *s == StatusCode::OK && v["result"] == "win")
         .map(|(_, v)| v)
         .collect();
     assert_eq!(wins.len(), 100, "wins answered");
-    let (takes, orders) = stored(&first, &activity).await;
+    let (takes, orders) = first.stored_records(&activity).await;
     assert_eq!(orders.len(), 100, "orders stored");
     assert_eq!(takes.len(), USERS, "one take per user");
     assert_eq!(

@@ -1,4 +1,5 @@
-//! One contract for both ledgers: the in-memory one and the Redis one.
+//! One contract for every ledger: the in-memory one, the Redis one (on one server and on a
+//! Redis Cluster) and the one on database rows (SQLite and MariaDB).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,7 +9,10 @@ use deadpool_redis::redis::{Client, cmd};
 use lottery_activity::{ClaimOutcome, Missing, StockClaim, StockError, StockLedger, StockSnapshot};
 use lottery_domain::{ActivityId, AwardId, TakeId, UserId};
 use lottery_stock::{MemoryLedger, RedisConnection, RedisLedger, RedisLedgerOptions, RedisTarget};
-use lottery_testkit::{PrivateRedisCluster, Service, TcpProxy, unique_name};
+use lottery_storage::{SqlLedger, Storage};
+use lottery_testkit::{
+    FreshMysql, FreshSqlite, PrivateRedisCluster, Service, TcpProxy, unique_name,
+};
 
 const A: i64 = 7;
 
@@ -90,6 +94,7 @@ async fn load_user_gen(l: &dyn StockLedger, generation: u64, user: &str, used: u
 struct Subject {
     ledger: Arc<dyn StockLedger>,
     redis: Option<Direct>,
+    sql: Option<Rows>,
     /// A private cluster the ledger runs on, stopped with the subject.
     _cluster: Option<PrivateRedisCluster>,
 }
@@ -114,17 +119,56 @@ fn unique_options() -> RedisLedgerOptions {
 
 impl Subject {
     fn name(&self) -> &'static str {
-        if self.redis.is_some() {
-            "redis"
-        } else {
-            "memory"
+        match (&self.redis, &self.sql) {
+            (Some(_), _) => "redis",
+            (None, Some(_)) => "sql",
+            (None, None) => "memory",
         }
+    }
+
+    /// Whether the test can lose the store's state behind the ledger's back, as a flush does.
+    fn can_flush(&self) -> bool {
+        self.redis.is_some() || self.sql.is_some()
     }
 
     fn memory() -> Self {
         Self {
             ledger: Arc::new(MemoryLedger::new()),
             redis: None,
+            sql: None,
+            _cluster: None,
+        }
+    }
+
+    /// The ledger on rows of a fresh, migrated global database.
+    async fn sql(sqlite: bool) -> Self {
+        let (urls, guard) = if sqlite {
+            let fresh = FreshSqlite::create("stock", 2).expect("temporary SQLite files");
+            (fresh.urls().to_vec(), FreshDatabases::Sqlite(fresh))
+        } else {
+            Service::MariaDb.require().await;
+            let fresh = FreshMysql::create("stock", 2)
+                .await
+                .expect("fresh MariaDB databases");
+            (fresh.urls().to_vec(), FreshDatabases::MariaDb(fresh))
+        };
+        let mut config = db_router::RouterConfig::new(urls[0].clone(), urls[1..].to_vec(), 1);
+        config.max_connections = 16;
+        // 2,000 concurrent claims queue for 16 pooled connections and take turns on one
+        // locked row: the last waits for all the others, far longer than one draw would.
+        config.acquire_timeout_ms = 60_000;
+        config.read_timeout_ms = 60_000;
+        let storage = Storage::connect(&config).await.expect("storage");
+        storage.migrate().await.expect("migrations");
+        let ledger = Arc::new(storage.stock_ledger());
+        Self {
+            ledger: ledger.clone(),
+            redis: None,
+            sql: Some(Rows {
+                storage,
+                ledger,
+                _databases: guard,
+            }),
             _cluster: None,
         }
     }
@@ -144,6 +188,7 @@ impl Subject {
         Self {
             ledger: Arc::new(ledger),
             redis: Some(Direct::connect(&target, prefix).await),
+            sql: None,
             _cluster: None,
         }
     }
@@ -162,6 +207,7 @@ impl Subject {
         Self {
             ledger: Arc::new(ledger),
             redis: Some(Direct::connect(&RedisTarget::Cluster(cluster.seeds()), prefix).await),
+            sql: None,
             _cluster: Some(cluster),
         }
     }
@@ -169,6 +215,9 @@ impl Subject {
     /// Every key under this test's prefix (SCAN on every node, never KEYS: the Redis may be
     /// shared), with its remaining time to live in ms.
     async fn keys_with_ttl(&self) -> Vec<(String, i64)> {
+        if let Some(rows) = &self.sql {
+            return rows.with_ttl().await;
+        }
         let Some(direct) = &self.redis else {
             return Vec::new();
         };
@@ -216,6 +265,10 @@ impl Subject {
 
     /// Deletes every key under this test's prefix.
     async fn delete_keys(&self) {
+        if let Some(rows) = &self.sql {
+            rows.delete_all().await;
+            return;
+        }
         let keys = self.keys_with_ttl().await;
         let Some(direct) = &self.redis else {
             return;
@@ -223,6 +276,70 @@ impl Subject {
         // One key per DEL: a cluster refuses a DEL of keys in different slots.
         for (k, _) in keys {
             let _: i64 = direct.keys.query(cmd("DEL").arg(&k)).await.expect("del");
+        }
+    }
+}
+
+/// The databases of a SQL subject, dropped with it.
+enum FreshDatabases {
+    Sqlite(#[allow(dead_code)] FreshSqlite),
+    MariaDb(#[allow(dead_code)] FreshMysql),
+}
+
+/// The ledger's tables as the test reads them.
+struct Rows {
+    storage: Storage,
+    ledger: Arc<SqlLedger>,
+    _databases: FreshDatabases,
+}
+
+/// Every table of the ledger, with what ends its rows: award rows end with their activity's.
+const LEDGER_ROWS: [(&str, &str); 4] = [
+    (
+        "stock_ledger",
+        "SELECT activity_id, expires_at FROM stock_ledger",
+    ),
+    (
+        "stock_ledger_award",
+        "SELECT a.award_id, s.expires_at FROM stock_ledger_award a \
+         JOIN stock_ledger s ON s.activity_id = a.activity_id",
+    ),
+    (
+        "stock_ledger_user",
+        "SELECT 0, expires_at FROM stock_ledger_user",
+    ),
+    (
+        "stock_ledger_claim",
+        "SELECT claim_id, expires_at FROM stock_ledger_claim",
+    ),
+];
+
+impl Rows {
+    /// Every row left after a sweep of the expired ones (the SQL form of Redis dropping
+    /// expired keys), with its remaining time to live in ms.
+    async fn with_ttl(&self) -> Vec<(String, i64)> {
+        self.ledger.sweep().await.expect("sweep");
+        let now = Utc::now().timestamp_millis();
+        let mut out = Vec::new();
+        for (table, sql) in LEDGER_ROWS {
+            let rows: Vec<(i64, i64)> = sqlx::query_as(sql)
+                .fetch_all(self.storage.router().global())
+                .await
+                .expect("rows");
+            out.extend(
+                rows.into_iter()
+                    .map(|(id, at)| (format!("{table}:{id}"), at - now)),
+            );
+        }
+        out
+    }
+
+    async fn delete_all(&self) {
+        for (table, _) in LEDGER_ROWS {
+            sqlx::query(&format!("DELETE FROM {table}"))
+                .execute(self.storage.router().global())
+                .await
+                .expect("delete");
         }
     }
 }
@@ -299,6 +416,25 @@ macro_rules! ledger_tests {
                 }
             )*
         }
+        mod sql_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let s = super::Subject::sql(true).await;
+                    super::$name(&s).await;
+                }
+            )*
+        }
+        mod sql_mariadb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                #[ignore = "needs MariaDB at 127.0.0.1:3306 (LOTTERY_TEST_MYSQL_URL)"]
+                async fn $name() {
+                    let s = super::Subject::sql(false).await;
+                    super::$name(&s).await;
+                }
+            )*
+        }
     };
 }
 
@@ -348,7 +484,7 @@ async fn who_took_part_is_known_without_the_database(s: &Subject) {
     load_as(l, fresh, 2, 9, &[], false).await;
     assert_eq!(l.user_takes(fresh, &user("new")).await, Ok(Some(0)));
     assert_eq!(l.user_takes(fresh, &user("u")).await, Ok(Some(1)));
-    if s.redis.is_some() {
+    if s.can_flush() {
         // Entries lost (a flush): a fresh load mid-campaign must not claim to know.
         s.delete_keys().await;
         load_as(l, fresh, 3, 9, &[], false).await;
@@ -764,6 +900,10 @@ async fn every_key_expires(s: &Subject) {
         // stock, generation, the users marker, the stock's origin, two awards, the user, two
         // claim records, pending claims.
         assert_eq!(keys.len(), 10, "{keys:?}");
+    }
+    if s.sql.is_some() {
+        // The activity, two awards, the user, two claims.
+        assert_eq!(keys.len(), 6, "{keys:?}");
     }
     for (key, ttl) in &keys {
         assert!(*ttl > 0, "key {key} has no expiry ({ttl})");

@@ -15,6 +15,7 @@ mod order_store;
 mod outbox;
 mod rows;
 mod rule_store;
+mod stock_ledger;
 mod take_store;
 
 use db_router::{Router, RouterConfig};
@@ -27,6 +28,7 @@ pub use migrate::{MIGRATIONS, create_databases};
 pub use order_store::OrderStore;
 pub use outbox::{OutboxRow, OutboxState, OutboxStore};
 pub use rule_store::RuleTreeStore;
+pub use stock_ledger::SqlLedger;
 pub use take_store::TakeStore;
 
 /// The storage of one deployment: a router plus the stores built on it.
@@ -140,6 +142,11 @@ impl Storage {
 
     pub fn leases(&self) -> LeaseStore {
         LeaseStore::new(self.router.clone())
+    }
+
+    /// The stock ledger on rows of the global database (`[stock] strategy = "database"`).
+    pub fn stock_ledger(&self) -> SqlLedger {
+        SqlLedger::new(self.router.clone())
     }
 
     pub fn rule_trees(&self) -> RuleTreeStore {

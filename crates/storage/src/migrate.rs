@@ -62,6 +62,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../../migrations/sqlite/0003_global.sql"),
     },
     Migration {
+        version: 4,
+        scope: Scope::Global,
+        mysql: include_str!("../../../migrations/mysql/0004_global.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0004_global.sql"),
+    },
+    Migration {
         version: 2,
         scope: Scope::Shard,
         mysql: include_str!("../../../migrations/mysql/0002_shard.sql"),

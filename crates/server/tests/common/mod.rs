@@ -326,6 +326,85 @@ impl App {
     }
 }
 
+impl App {
+    /// An activity's live takes and its orders, straight from the shard databases (cluster
+    /// mode, four tables per shard).
+    pub async fn stored_records(&self, activity: &str) -> (Vec<i64>, Vec<i64>) {
+        let id = activity.parse::<i64>().expect("id");
+        let (mut takes, mut orders) = (Vec::new(), Vec::new());
+        for url in &self.database_urls()[1..] {
+            let pool = sqlx::MySqlPool::connect(url).await.expect("shard");
+            for table in 0..4 {
+                let t: Vec<i64> = sqlx::query_scalar(&format!(
+                    "SELECT take_id FROM user_take_{table:03} WHERE activity_id = ? AND state <> 'void'"
+                ))
+                .bind(id)
+                .fetch_all(&pool)
+                .await
+                .expect("takes");
+                takes.extend(t);
+                let o: Vec<i64> = sqlx::query_scalar(&format!(
+                    "SELECT order_id FROM win_order_{table:03} WHERE activity_id = ?"
+                ))
+                .bind(id)
+                .fetch_all(&pool)
+                .await
+                .expect("orders");
+                orders.extend(o);
+            }
+            pool.close().await;
+        }
+        (takes, orders)
+    }
+}
+
+/// Each user draws the activity once (user `i` on `apps[i % 2]`, key `k`), `concurrency`
+/// draws at a time: the answers.
+pub async fn draw_on_both(
+    apps: [&App; 2],
+    tokens: &[String],
+    activity: &str,
+    concurrency: usize,
+) -> Vec<(StatusCode, Value)> {
+    use futures::StreamExt;
+    let path = format!("/api/v1/activities/{activity}/draw");
+    futures::stream::iter(0..tokens.len())
+        .map(|i| {
+            let (app, token, path) = (apps[i % 2], &tokens[i], &path);
+            async move {
+                let resp = app
+                    .raw(
+                        Method::POST,
+                        path,
+                        Some(token),
+                        None,
+                        &[("Idempotency-Key", "k")],
+                    )
+                    .await;
+                let status = resp.status();
+                (status, resp.json().await.unwrap_or(Value::Null))
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await
+}
+
+/// Fails on any 5xx answer, showing how many and the first.
+pub fn assert_no_server_errors(answers: &[(StatusCode, Value)]) {
+    let server_errors: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| s.is_server_error())
+        .map(|(_, v)| v)
+        .collect();
+    assert!(
+        server_errors.is_empty(),
+        "{} 5xx, e.g. {:?}",
+        server_errors.len(),
+        server_errors.first()
+    );
+}
+
 /// Log lines collected from an instance.
 pub type LogLines = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
