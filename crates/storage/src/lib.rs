@@ -6,6 +6,7 @@
 //! routes to; each shard database also holds an outbox and a processed-message table.
 //! Dialect differences are confined to [`db_router::Dialect`] and the `migrations/` files.
 
+mod bulk;
 mod config_store;
 mod draw_store;
 mod error;
@@ -21,7 +22,7 @@ mod take_store;
 use db_router::{Router, RouterConfig};
 
 pub use config_store::ConfigStore;
-pub use draw_store::{BatchOptions, DrawStore};
+pub use draw_store::{BatchOptions, DrawStore, WriteStats};
 pub use error::StorageError;
 pub use lease_store::LeaseStore;
 pub use migrate::{MIGRATIONS, create_databases};

@@ -10,8 +10,9 @@ use lottery_domain::{
     ActivityId, AwardId, OrderId, RepoError, RepoResult, StrategyId, TakeId, UserId,
 };
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyPool, Transaction};
+use sqlx::{AnyConnection, AnyPool};
 
+use crate::bulk::insert_rows;
 use crate::error::{Within, repo, retrying, router};
 use crate::outbox::insert_outbox;
 use crate::rows::{int, millis, opt_int, opt_text, parse, text, time};
@@ -56,32 +57,31 @@ fn order_from(row: &AnyRow) -> RepoResult<WinOrder> {
     })
 }
 
-pub(crate) async fn insert_order(
-    tx: &mut Transaction<'_, Any>,
+/// Inserts orders, a batch's in one statement.
+pub(crate) async fn insert_orders(
+    conn: &mut AnyConnection,
     table: &str,
-    order: &WinOrder,
+    orders: &[&WinOrder],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!(
-        "INSERT INTO {table} ({ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    ))
-    .bind(order.order_id.get())
-    .bind(order.take_id.get())
-    .bind(order.user_id.as_str())
-    .bind(order.activity_id.get())
-    .bind(order.strategy_id.get())
-    .bind(order.mode.as_str())
-    .bind(order.award.id.get())
-    .bind(order.award.kind.as_str())
-    .bind(order.award.name.as_str())
-    .bind(order.award.content.as_str())
-    .bind(i64::from(order.fallback))
-    .bind(order.grant_state.as_str())
-    .bind(order.delivery.as_deref())
-    .bind(millis(order.created_at))
-    .bind(order.granted_at.map(millis))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    let head = format!("INSERT INTO {table} ({ORDER_COLUMNS}) ");
+    insert_rows(conn, &head, "", 15, orders, |mut row, order| {
+        row.push_bind(order.order_id.get())
+            .push_bind(order.take_id.get())
+            .push_bind(order.user_id.as_str())
+            .push_bind(order.activity_id.get())
+            .push_bind(order.strategy_id.get())
+            .push_bind(order.mode.as_str())
+            .push_bind(order.award.id.get())
+            .push_bind(order.award.kind.as_str())
+            .push_bind(order.award.name.as_str())
+            .push_bind(order.award.content.as_str())
+            .push_bind(i64::from(order.fallback))
+            .push_bind(order.grant_state.as_str())
+            .push_bind(order.delivery.as_deref())
+            .push_bind(millis(order.created_at))
+            .push_bind(order.granted_at.map(millis));
+    })
+    .await
 }
 
 pub(crate) async fn order_by_take(
@@ -125,8 +125,8 @@ impl OrderRepository for OrderStore {
                 tx.rollback().await?;
                 return Ok(false);
             }
-            insert_order(&mut tx, &t.order, order).await?;
-            insert_outbox(&mut tx, message).await?;
+            insert_orders(&mut tx, &t.order, &[order]).await?;
+            insert_outbox(&mut tx, &[message]).await?;
             tx.commit().await?;
             Ok(true)
         })
@@ -265,7 +265,7 @@ impl OrderRepository for OrderStore {
                 tx.rollback().await?;
                 return Ok(Some(state));
             }
-            insert_outbox(&mut tx, message).await?;
+            insert_outbox(&mut tx, &[message]).await?;
             tx.commit().await?;
             Ok(None)
         })

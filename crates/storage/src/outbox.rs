@@ -5,9 +5,10 @@ use chrono::{DateTime, Utc};
 use db_router::{Route, Router};
 use lottery_activity::{OutboxBacklog, OutboxMessage, OutboxRepository, PendingMessage, Topic};
 use lottery_domain::{RepoResult, UserId};
+use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Transaction};
 
+use crate::bulk::insert_rows;
 use crate::error::{Within, corrupt, repo, retrying, router};
 use crate::rows::{int, millis, parse, placeholders, text, time};
 
@@ -42,23 +43,24 @@ pub struct OutboxRow {
     pub next_attempt_at: DateTime<Utc>,
 }
 
+/// Inserts messages as pending, a batch's in one statement.
 pub(crate) async fn insert_outbox(
-    tx: &mut Transaction<'_, Any>,
-    m: &OutboxMessage,
+    conn: &mut AnyConnection,
+    messages: &[&OutboxMessage],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO outbox (message_id, topic, user_id, payload, state, attempts, next_attempt_at, created_at) \
-         VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)",
-    )
-    .bind(m.message_id.as_str())
-    .bind(m.topic.as_str())
-    .bind(m.user_id.as_str())
-    .bind(m.payload.as_str())
-    .bind(millis(m.created_at))
-    .bind(millis(m.created_at))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    let head = "INSERT INTO outbox (message_id, topic, user_id, payload, state, attempts, \
+                next_attempt_at, created_at) ";
+    insert_rows(conn, head, "", 6, messages, |mut row, m| {
+        row.push_bind(m.message_id.as_str())
+            .push_bind(m.topic.as_str())
+            .push_bind(m.user_id.as_str())
+            .push_bind(m.payload.as_str())
+            .push("'pending'")
+            .push("0")
+            .push_bind(millis(m.created_at))
+            .push_bind(millis(m.created_at));
+    })
+    .await
 }
 
 fn row_from(db: u32, row: &AnyRow) -> RepoResult<OutboxRow> {

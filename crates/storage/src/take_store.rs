@@ -1,12 +1,15 @@
 //! Takes and per-user take counters, in the table the user id routes to.
 
+use std::collections::{BTreeMap, HashMap};
+
 use chrono::Utc;
 use db_router::{Dialect, Route, Router};
 use lottery_activity::{Page, TakeOutcome, TakeRepository, TakeState, UserTake};
 use lottery_domain::{ActivityId, RepoResult, StrategyId, TakeId, UserId};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Transaction};
+use sqlx::{Any, AnyConnection, QueryBuilder, Row, Transaction};
 
+use crate::bulk::{cached, insert_rows};
 use crate::error::{Within, corrupt, repo, retrying, router};
 use crate::rows::{int, millis, parse, text, time, u32_of};
 
@@ -32,7 +35,10 @@ pub(crate) struct UserTables {
 
 impl UserTables {
     pub(crate) fn of(router: &Router, user: &UserId) -> Self {
-        let route = router.route(user.as_str());
+        Self::at(router.route(user.as_str()))
+    }
+
+    pub(crate) fn at(route: Route) -> Self {
         Self {
             take: route.table("user_take"),
             count: route.table("user_take_count"),
@@ -65,29 +71,32 @@ impl TakeStore {
     }
 }
 
-/// Inserts a take numbered `number` in `state`, with the draw's idempotency key if any.
-pub(crate) async fn insert_take(
-    tx: &mut Transaction<'_, Any>,
+/// A take to insert: numbered, in a state, with the draw's idempotency key if any.
+pub(crate) struct TakeRow<'a> {
+    pub take: &'a UserTake,
+    pub number: i64,
+    pub state: TakeState,
+    pub key: Option<&'a str>,
+}
+
+/// Inserts takes, a batch's in one statement.
+pub(crate) async fn insert_takes(
+    conn: &mut AnyConnection,
     table: &str,
-    take: &UserTake,
-    number: i64,
-    state: TakeState,
-    key: Option<&str>,
+    rows: &[TakeRow<'_>],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!(
-        "INSERT INTO {table} ({TAKE_COLUMNS}, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-    ))
-    .bind(take.take_id.get())
-    .bind(take.user_id.as_str())
-    .bind(take.activity_id.get())
-    .bind(take.strategy_id.get())
-    .bind(number)
-    .bind(millis(take.taken_at))
-    .bind(state.as_str())
-    .bind(key)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    let head = format!("INSERT INTO {table} ({TAKE_COLUMNS}, idempotency_key) ");
+    insert_rows(conn, &head, "", 8, rows, |mut row, r| {
+        row.push_bind(r.take.take_id.get())
+            .push_bind(r.take.user_id.as_str())
+            .push_bind(r.take.activity_id.get())
+            .push_bind(r.take.strategy_id.get())
+            .push_bind(r.number)
+            .push_bind(millis(r.take.taken_at))
+            .push_bind(r.state.as_str())
+            .push_bind(r.key);
+    })
+    .await
 }
 
 /// Counts one more take on the user's counter if the limit allows; returns the new count
@@ -159,6 +168,125 @@ async fn run_bump(
     Ok(r.rows_affected() == 1)
 }
 
+/// A user's take counter of one activity: user id and activity id.
+pub(crate) type CounterKey = (String, i64);
+
+/// A take counter as a batch leaves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Counted {
+    pub used: i64,
+    pub limit: i64,
+}
+
+/// Counters one `SELECT` reads at most: SQLite nests each `OR` one level deeper and refuses
+/// expressions deeper than 1000.
+const COUNTERS_PER_READ: usize = 256;
+
+/// The take counters of `keys` (a key without a counter is absent), locked until the
+/// transaction ends on MariaDB: another instance's writer may count the same user at once.
+/// The keys are ORed equalities on the primary key, which both backends look up by that
+/// key (the row-value `IN` forms differ between them), so MariaDB locks only these rows and
+/// the gaps where missing ones would go.
+pub(crate) async fn read_counters(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    table: &str,
+    keys: &[CounterKey],
+) -> Result<HashMap<CounterKey, i64>, sqlx::Error> {
+    let mut used = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(COUNTERS_PER_READ) {
+        let mut query = QueryBuilder::<Any>::new(format!(
+            "SELECT user_id, activity_id, used FROM {table} WHERE "
+        ));
+        for (i, (user, activity)) in chunk.iter().enumerate() {
+            if i > 0 {
+                query.push(" OR ");
+            }
+            query
+                .push("(user_id = ")
+                .push_bind(user.as_str())
+                .push(" AND activity_id = ")
+                .push_bind(*activity)
+                .push(")");
+        }
+        query.push(dialect.for_update());
+        let rows = query
+            .build()
+            .persistent(cached(chunk.len()))
+            .fetch_all(&mut *conn)
+            .await?;
+        for row in rows {
+            let key = (row.try_get("user_id")?, row.try_get("activity_id")?);
+            used.insert(key, row.try_get("used")?);
+        }
+    }
+    Ok(used)
+}
+
+/// Numbers takes, in order, exactly as [`bump_counter`] would one at a time from the
+/// `stored` counters: a user's first take of an activity is 1 whatever its limit (the
+/// counter is created), a later one is counted while `used < limit` (`None` past it).
+/// Returns each take's number and the counters the batch changed, to be written.
+pub(crate) fn number_takes(
+    stored: &HashMap<CounterKey, i64>,
+    takes: &[(&UserTake, u32)],
+) -> (Vec<Option<i64>>, BTreeMap<CounterKey, Counted>) {
+    let mut changed: BTreeMap<CounterKey, Counted> = BTreeMap::new();
+    let numbers = takes
+        .iter()
+        .map(|(take, limit)| {
+            let key = (take.user_id.as_str().to_owned(), take.activity_id.get());
+            let limit = i64::from(*limit);
+            let used = changed
+                .get(&key)
+                .map(|c| c.used)
+                .or_else(|| stored.get(&key).copied());
+            let number = match used {
+                None => 1,
+                Some(used) if used < limit => used + 1,
+                Some(_) => return None,
+            };
+            changed.insert(
+                key,
+                Counted {
+                    used: number,
+                    limit,
+                },
+            );
+            Some(number)
+        })
+        .collect();
+    (numbers, changed)
+}
+
+/// Writes counters (created or updated) in one upsert; like [`bump_counter`], each keeps
+/// the limit of its last counted take.
+pub(crate) async fn write_counters(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    table: &str,
+    counters: &BTreeMap<CounterKey, Counted>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let rows: Vec<(&CounterKey, &Counted)> = counters.iter().collect();
+    let head = format!("INSERT INTO {table} (user_id, activity_id, take_limit, used, updated_at) ");
+    let tail = format!(
+        " {}",
+        dialect.upsert_clause(
+            &["user_id", "activity_id"],
+            &["used", "take_limit", "updated_at"]
+        )
+    );
+    insert_rows(conn, &head, &tail, 5, &rows, |mut row, (key, c)| {
+        row.push_bind(key.0.as_str())
+            .push_bind(key.1)
+            .push_bind(c.limit)
+            .push_bind(c.used)
+            .push_bind(now);
+    })
+    .await
+}
+
 #[async_trait::async_trait]
 impl TakeRepository for TakeStore {
     async fn open_take(&self, user: &UserId, activity: ActivityId) -> RepoResult<Option<UserTake>> {
@@ -194,7 +322,13 @@ impl TakeRepository for TakeStore {
                 tx.rollback().await?;
                 return Ok(None);
             };
-            insert_take(&mut tx, &t.take, take, number, TakeState::Open, None).await?;
+            let row = TakeRow {
+                take,
+                number,
+                state: TakeState::Open,
+                key: None,
+            };
+            insert_takes(&mut tx, &t.take, &[row]).await?;
             tx.commit().await?;
             Ok(Some(number))
         })
@@ -266,5 +400,64 @@ impl TakeRepository for TakeStore {
             .await
             .map_err(repo)?;
         rows.iter().map(take_from).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn take(user: &str, activity: i64) -> UserTake {
+        UserTake {
+            take_id: TakeId::new(1).expect("id"),
+            user_id: UserId::new(user).expect("user"),
+            activity_id: ActivityId::new(activity).expect("id"),
+            strategy_id: StrategyId::new(1).expect("id"),
+            take_number: 0,
+            taken_at: Utc::now(),
+            state: TakeState::Used,
+        }
+    }
+
+    fn key(user: &str, activity: i64) -> CounterKey {
+        (user.to_owned(), activity)
+    }
+
+    #[test]
+    fn takes_are_numbered_as_one_bump_at_a_time() {
+        let (a, b, c) = (take("a", 1), take("b", 1), take("a", 2));
+        // "a" has 2 of 3 takes of activity 1; "b" and "a" of activity 2 have no counter.
+        let stored = HashMap::from([(key("a", 1), 2)]);
+        let takes = [(&a, 3), (&b, 2), (&a, 3), (&b, 2), (&b, 2), (&c, 0)];
+        let (numbers, changed) = number_takes(&stored, &takes);
+        // A first take is counted whatever the limit, as the counter is created with it.
+        let expected = [Some(3), Some(1), None, Some(2), None, Some(1)];
+        assert_eq!(numbers, expected);
+        let counted = |used, limit| Counted { used, limit };
+        let changed: Vec<_> = changed.into_iter().collect();
+        assert_eq!(
+            changed,
+            [
+                (key("a", 1), counted(3, 3)),
+                (key("a", 2), counted(1, 0)),
+                (key("b", 1), counted(2, 2)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_counter_keeps_the_limit_of_its_last_counted_take() {
+        let a = take("a", 1);
+        let stored = HashMap::from([(key("a", 1), 1)]);
+        // The limit went up between two draws; the one refused under the old limit is not
+        // counted and leaves the counter as it was.
+        let (numbers, changed) = number_takes(&stored, &[(&a, 1), (&a, 5), (&a, 2)]);
+        assert_eq!(numbers, [None, Some(2), None]);
+        assert_eq!(
+            changed.get(&key("a", 1)),
+            Some(&Counted { used: 2, limit: 5 })
+        );
+        let (numbers, changed) = number_takes(&stored, &[(&a, 1)]);
+        assert_eq!((numbers, changed.len()), (vec![None], 0));
     }
 }

@@ -15,7 +15,7 @@ use lottery_activity::{GrantRepository, JobLeases, OutboxRepository};
 use lottery_award::{AwardRepository, GrantState};
 use lottery_domain::{ActivityId, AwardId, RepoError, StrategyId, TakeId, TreeId, UserId};
 use lottery_rule::{Facts, Line, LineOp, Node, RuleTree, RuleTreeRepository};
-use lottery_storage::{BatchOptions, OutboxState};
+use lottery_storage::{BatchOptions, DrawStore, OutboxState, WriteStats};
 use lottery_strategy::StrategyRepository;
 
 contract_tests!(
@@ -38,6 +38,10 @@ contract_tests!(
     stock_sync_only_lowers,
     draws_record_takes_orders_and_keys,
     batched_draws_commit_each_draw_once,
+    multi_row_batches_answer_like_single_draws,
+    multi_row_batches_fall_back_on_a_reused_key,
+    multi_row_batches_fall_back_on_a_voided_take,
+    multi_row_batches_split_past_the_bind_limit,
     stock_counts_come_from_records_and_fences_refuse_older_claims,
     settling_a_claim_voids_an_unrecorded_take_for_good,
     relays_claim_disjoint_rows_and_park_failures,
@@ -967,6 +971,234 @@ async fn batched_draws_commit_each_draw_once(b: Backend) {
             1
         );
     }
+}
+
+/// Records `batch` together and checks each record's outcome.
+async fn record_expecting(draws: &DrawStore, batch: Vec<(DrawRecord, RecordOutcome)>) {
+    let (records, expected): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+    let expected: Vec<_> = expected.into_iter().map(Ok).collect();
+    assert_eq!(draws.record_draws(&records).await, expected);
+}
+
+/// The take ids and numbers of a user's takes, by take id.
+async fn numbers(e: &common::Env, who: &str) -> Vec<(i64, u32)> {
+    let mut listed: Vec<(i64, u32)> = e
+        .storage
+        .takes()
+        .takes(&user(who), None, Page::new(0, 50))
+        .await
+        .expect("takes")
+        .iter()
+        .map(|t| {
+            assert_eq!(t.state, TakeState::Used);
+            (t.take_id.get(), t.take_number)
+        })
+        .collect();
+    listed.sort_unstable();
+    listed
+}
+
+/// The order ids of a user's orders, sorted.
+async fn order_ids(e: &common::Env, who: &str) -> Vec<i64> {
+    let mut ids: Vec<i64> = e
+        .storage
+        .orders()
+        .orders(&user(who), Page::new(0, 50))
+        .await
+        .expect("orders")
+        .iter()
+        .map(|o| o.order_id.get())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+async fn pending_messages(e: &common::Env) -> u64 {
+    e.storage
+        .outbox()
+        .count(OutboxState::Pending)
+        .await
+        .expect("count")
+}
+
+/// A deployed activity (2) whose stock fence was raised, with the fence's generation.
+async fn fenced_activity(e: &common::Env) -> (ActivityId, u64) {
+    let config = e.storage.config();
+    let fenced = deployment(2, 8, "fenced");
+    config.deploy(&fenced).await.expect("deploy");
+    let id = fenced.activity.id();
+    let (generation, _) = config
+        .fence_stock(id, 1)
+        .await
+        .expect("fence")
+        .expect("configured");
+    (id, generation)
+}
+
+/// The record, moved to `activity` under a claim of `generation`.
+fn on_activity(mut r: DrawRecord, activity: ActivityId, generation: u64) -> DrawRecord {
+    for t in r.new_take.iter_mut().map(|(t, _)| t) {
+        t.activity_id = activity;
+    }
+    for o in r.win.iter_mut().map(|(o, _)| o) {
+        o.activity_id = activity;
+    }
+    r.generation = generation;
+    r
+}
+
+/// A batch written with multi-row statements answers each record as if it were written
+/// alone, in batch order: a new user's take is 1, a user's takes follow the stored counter
+/// and each other, the quota counts takes earlier in the batch, an older stock generation
+/// is refused, an order awaiting its address has no message.
+async fn multi_row_batches_answer_like_single_draws(b: Backend) {
+    use RecordOutcome::{QuotaExhausted, Recorded, StaleGeneration};
+    let e = env(b, 1, 4).await;
+    let (fenced, generation) = fenced_activity(&e).await;
+    let on_fenced = |r, generation| on_activity(r, fenced, generation);
+    let draws = e.storage.draws();
+    let before = draws.record_draw(new_draw(1, "twice", 3, Some("before"), None));
+    assert_eq!(before.await, Ok(Recorded));
+    let mut address = new_draw(14, "address", 3, None, Some(914));
+    for (_, message) in address.win.iter_mut() {
+        *message = None;
+    }
+    let batch = vec![
+        (new_draw(10, "fresh-a", 1, Some("a"), Some(910)), Recorded),
+        (new_draw(11, "twice", 3, None, None), Recorded),
+        (new_draw(12, "capped", 2, None, Some(912)), Recorded),
+        (new_draw(13, "fresh-b", 1, None, None), Recorded),
+        (new_draw(17, "twice", 3, Some("again"), Some(917)), Recorded),
+        (new_draw(18, "capped", 2, None, None), Recorded),
+        (new_draw(19, "capped", 2, None, Some(919)), QuotaExhausted),
+        (address, Recorded),
+        (
+            on_fenced(new_draw(15, "late", 3, None, Some(915)), generation - 1),
+            StaleGeneration,
+        ),
+        (
+            on_fenced(new_draw(16, "current", 3, None, Some(916)), generation),
+            Recorded,
+        ),
+        (new_draw(20, "twice", 3, None, None), QuotaExhausted),
+    ];
+    record_expecting(&draws, batch).await;
+    let stats = draws.write_stats();
+    assert_eq!((stats.multi_row, stats.fallbacks), (2, 0), "{stats:?}");
+    check_numbered_batch(&e, &draws, fenced).await;
+}
+
+/// What `multi_row_batches_answer_like_single_draws` leaves stored.
+async fn check_numbered_batch(e: &common::Env, draws: &DrawStore, fenced: ActivityId) {
+    assert_eq!(numbers(e, "twice").await, vec![(1, 1), (11, 2), (17, 3)]);
+    assert_eq!(numbers(e, "capped").await, vec![(12, 1), (18, 2)]);
+    assert_eq!(numbers(e, "fresh-a").await, vec![(10, 1)]);
+    assert_eq!(numbers(e, "fresh-b").await, vec![(13, 1)]);
+    assert_eq!(numbers(e, "late").await, vec![]);
+    assert_eq!(numbers(e, "current").await, vec![(16, 1)]);
+    let takes = e.storage.takes();
+    let a = ActivityId::new(1).expect("id");
+    assert_eq!(takes.takes_used(&user("twice"), a).await, Ok(3));
+    assert_eq!(takes.takes_used(&user("capped"), a).await, Ok(2));
+    let late = takes.takes_used(&user("late"), fenced).await;
+    assert_eq!(late, Ok(0));
+
+    assert_eq!(order_ids(e, "capped").await, vec![912]);
+    assert_eq!(order_ids(e, "twice").await, vec![917]);
+    assert_eq!(order_ids(e, "address").await, vec![914]);
+    assert_eq!(order_ids(e, "late").await, Vec::<i64>::new());
+    // Messages of 910, 912, 916 and 917: none for the order awaiting its address.
+    assert_eq!(pending_messages(e).await, 4);
+    let past = draws.find_by_key(&user("twice"), "again").await;
+    let past = past.expect("read").expect("found");
+    assert_eq!(past.take.take_id.get(), 17);
+    assert_eq!(past.order.map(|o| o.order_id.get()), Some(917));
+}
+
+/// A reused idempotency key, against a stored draw or inside the batch, makes the database
+/// refuse the multi-row insert: the batch is written again record by record, each reuse is
+/// answered `DuplicateKey` and leaves nothing, and the other records are recorded, numbered
+/// as they would be alone.
+async fn multi_row_batches_fall_back_on_a_reused_key(b: Backend) {
+    use RecordOutcome::{DuplicateKey, Recorded};
+    let e = env(b, 1, 4).await;
+    let draws = e.storage.draws();
+    let before = draws.record_draw(new_draw(1, "keeper", 3, Some("k"), Some(901)));
+    assert_eq!(before.await, Ok(Recorded));
+    let batch = vec![
+        (new_draw(10, "other", 3, None, Some(910)), Recorded),
+        (
+            new_draw(11, "keeper", 3, Some("k"), Some(911)),
+            DuplicateKey,
+        ),
+        (new_draw(12, "keeper", 3, Some("fresh"), None), Recorded),
+        (new_draw(13, "twin", 3, Some("same"), Some(913)), Recorded),
+        (new_draw(14, "twin", 3, Some("same"), None), DuplicateKey),
+        (new_draw(15, "twin", 3, None, None), Recorded),
+    ];
+    record_expecting(&draws, batch).await;
+    let stats = draws.write_stats();
+    assert_eq!((stats.per_record, stats.fallbacks), (1, 1), "{stats:?}");
+
+    assert_eq!(numbers(&e, "keeper").await, vec![(1, 1), (12, 2)]);
+    assert_eq!(numbers(&e, "twin").await, vec![(13, 1), (15, 2)]);
+    assert_eq!(numbers(&e, "other").await, vec![(10, 1)]);
+    assert_eq!(order_ids(&e, "keeper").await, vec![901]);
+    assert_eq!(order_ids(&e, "twin").await, vec![913]);
+    assert_eq!(pending_messages(&e).await, 3);
+    let first = draws.find_by_key(&user("twin"), "same").await;
+    assert_eq!(first.expect("read").map(|p| p.take.take_id.get()), Some(13));
+}
+
+/// A take id voided by settling its claim makes the database refuse the multi-row insert:
+/// written again record by record, that draw is answered `Voided` and the others recorded.
+async fn multi_row_batches_fall_back_on_a_voided_take(b: Backend) {
+    use RecordOutcome::{Recorded, Voided};
+    let e = env(b, 1, 4).await;
+    let draws = e.storage.draws();
+    let claim = ClaimRef {
+        take_id: TakeId::new(11).expect("id"),
+        user_id: user("late"),
+        activity_id: ActivityId::new(1).expect("id"),
+    };
+    assert_eq!(draws.settle_claim(&claim).await, Ok(ClaimFate::Voided));
+    let batch = vec![
+        (new_draw(10, "early", 3, None, Some(910)), Recorded),
+        (new_draw(11, "late", 3, Some("late"), Some(911)), Voided),
+        (new_draw(12, "late", 3, None, None), Recorded),
+    ];
+    record_expecting(&draws, batch).await;
+    let stats = draws.write_stats();
+    assert_eq!((stats.per_record, stats.fallbacks), (1, 1), "{stats:?}");
+    assert_eq!(numbers(&e, "late").await, vec![(12, 1)]);
+    assert_eq!(order_ids(&e, "late").await, Vec::<i64>::new());
+    assert_eq!(draws.find_by_key(&user("late"), "late").await, Ok(None));
+    assert_eq!(order_ids(&e, "early").await, vec![910]);
+}
+
+/// A batch whose rows need more bound values than one statement takes (15 per order:
+/// 2,300 orders in one table) is split into several statements, and written whole.
+async fn multi_row_batches_split_past_the_bind_limit(b: Backend) {
+    let e = env(b, 1, 1).await;
+    let draws = e.storage.draws();
+    let batch: Vec<DrawRecord> = (0..2_300i64)
+        .map(|i| new_draw(i + 1, &format!("bulk-{i}"), 1, None, Some(100_000 + i)))
+        .collect();
+    let outcomes = draws.record_draws(&batch).await;
+    assert!(outcomes.iter().all(|o| *o == Ok(RecordOutcome::Recorded)));
+    assert_eq!(
+        draws.write_stats(),
+        WriteStats {
+            multi_row: 1,
+            per_record: 0,
+            fallbacks: 0
+        }
+    );
+    let a = ActivityId::new(1).expect("id");
+    let granted = e.storage.orders().grant_counts(a).await.expect("counts");
+    assert_eq!(granted, vec![(GrantState::Init, 2_300)]);
+    assert_eq!(pending_messages(&e).await, 2_300);
+    assert_eq!(numbers(&e, "bulk-2299").await, vec![(2_300, 1)]);
 }
 
 fn recorded_draw(
