@@ -39,7 +39,9 @@ run() {
   done
   shift
   for r in $(seq 1 "$RUNS"); do
-    "$LOAD" "$@" "${target[@]}" --json "$RESULTS/$comparison--$set_up--r$r.json" | head -3
+    local out="$RESULTS/$comparison--$set_up--r$r"
+    "$LOAD" "$@" "${target[@]}" --json "$out.json" >"$out.txt"
+    head -3 "$out.txt"
   done
 }
 
@@ -75,8 +77,11 @@ embedded() {
   run embedded draws-new-users "${t[@]}" -- sustained -c "$CONNECTIONS" -d "$DURATION" --new-users
   run embedded reads "${t[@]}" -- reads -c "$CONNECTIONS" -d "$DURATION"
   run spike embedded "${t[@]}" -- spike
-  run cache embedded-on "${t[@]}" -- sustained -c "$CONNECTIONS" -d "$DURATION"
-  run batching embedded-on "${t[@]}" -- sustained -c "$CONNECTIONS" -d "$DURATION"
+  # The default set-up is the "on" side of both comparisons.
+  for r in $(seq 1 "$RUNS"); do
+    cp "$RESULTS/embedded--draws-returning--r$r.json" "$RESULTS/cache--embedded-on--r$r.json"
+    cp "$RESULTS/embedded--draws-returning--r$r.json" "$RESULTS/batching--embedded-on--r$r.json"
+  done
   stop_server
   embedded_server LOTTERY_CACHE__TTL_MS=0
   t[1]=$DATA

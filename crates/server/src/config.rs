@@ -352,8 +352,11 @@ impl Config {
         let config: Config = figment
             .merge(
                 Env::prefixed("LOTTERY_")
-                    .split("__")
-                    .ignore(&["config", "role"]),
+                    // The command line's own variables, and the deployment tools' (the local
+                    // cluster script's settings, the load tool's target), are not settings.
+                    .ignore(&["config", "role", "bin", "url"])
+                    .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("cluster_"))
+                    .split("__"),
             )
             .extract()
             .map_err(|e| ConfigError::Load(Box::new(e)))?;
@@ -491,6 +494,27 @@ mod tests {
             serde_json::from_str(r#"{"strategy": "database"}"#).expect("parses");
         assert_eq!(parsed.strategy, StockStrategy::Database);
         assert!(serde_json::from_str::<StockConfig>(r#"{"strategy": "disk"}"#).is_err());
+    }
+
+    #[test]
+    fn the_tools_variables_are_not_taken_for_settings() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LOTTERY_BIN", "/usr/local/bin/lottery");
+            jail.set_env("LOTTERY_URL", "http://127.0.0.1:18000");
+            jail.set_env("LOTTERY_CLUSTER_REDIS", "single");
+            jail.set_env("LOTTERY_HTTP__DRAW_BURST", "7");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                c.http.draw_burst, 7,
+                "settings still come from the environment"
+            );
+            jail.set_env("LOTTERY_HTTP__DRAW_BRUST", "7");
+            assert!(
+                Config::load(None).is_err(),
+                "a misspelt setting is still refused"
+            );
+            Ok(())
+        });
     }
 
     #[test]
