@@ -497,6 +497,8 @@ mod tests {
     }
 
     #[test]
+    // The closure's error type is figment's own, as `Jail` requires.
+    #[allow(clippy::result_large_err)]
     fn the_tools_variables_are_not_taken_for_settings() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("LOTTERY_BIN", "/usr/local/bin/lottery");
