@@ -412,6 +412,15 @@ impl Probe for ServiceProbe {
     }
 }
 
+/// The use cases over `svc`, with the configured draw deadline and cache lifetime.
+fn lottery(config: &Config, svc: Services) -> Lottery {
+    // Callers are answered before the request times out; the draw itself runs to its end.
+    let deadline = Duration::from_millis(config.http.request_timeout_ms.saturating_mul(4) / 5);
+    Lottery::new(svc)
+        .with_draw_deadline(deadline)
+        .with_cache_ttl(Duration::from_millis(config.cache.ttl_ms))
+}
+
 /// Builds everything for `role` and starts its workers.
 pub async fn build(config: &Config, role: Role) -> Result<Built, StartError> {
     let storage = Storage::connect(&router_config(config)?).await?;
@@ -427,11 +436,7 @@ pub async fn build(config: &Config, role: Role) -> Result<Built, StartError> {
         backends.stock.clone(),
         identity.ids(),
     );
-    // Callers are answered before the request times out; the draw itself runs to its end.
-    let deadline = Duration::from_millis(config.http.request_timeout_ms.saturating_mul(4) / 5);
-    let mut lottery = Lottery::new(svc.clone())
-        .with_draw_deadline(deadline)
-        .with_cache_ttl(Duration::from_millis(config.cache.ttl_ms));
+    let mut lottery = lottery(config, svc.clone());
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let mut listeners = Vec::new();
     if let Some((feed, listener)) = change_feed(config, &lottery)? {
