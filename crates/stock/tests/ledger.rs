@@ -1050,7 +1050,9 @@ async fn after_a_failover_the_stock_is_reloaded_before_anything_is_claimed() {
         Ok(granted(Some(1), false, false, 1)),
         "a retried claim still finds its record"
     );
-    load_gen(l, 2, 999, &[(1, 999)]).await;
+    // Stock enough that the claims under load below never sell it out, however fast the
+    // machine: they run until the takeover, not until the stock ends.
+    load_gen(l, 2, 10_000_000, &[(1, 999)]).await;
     load_user_gen(l, 2, "u", 1).await;
     assert_eq!(l.claim(&next).await, Ok(granted(Some(1), false, false, 2)));
 
