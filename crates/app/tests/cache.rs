@@ -83,20 +83,7 @@ async fn a_thousand_cold_reads_load_once() {
         s
     })
     .await;
-    let d = w
-        .lottery
-        .administration()
-        .deploy(
-            command(
-                10,
-                1,
-                DrawMode::Single,
-                vec![award(AwardKind::COUPON, "c", 10, "0.5")],
-            ),
-            "admin",
-        )
-        .await
-        .expect("deploy");
+    let d = deploy_one(&w.lottery).await;
     let tasks: Vec<_> = (0..1_000)
         .map(|_| {
             let lottery = w.lottery.clone();
@@ -142,7 +129,22 @@ async fn a_thousand_cold_reads_load_once() {
 async fn a_zero_time_to_live_turns_the_cache_off() {
     let w = world_with(Mode::Embedded, |s| s).await;
     let lottery = w.lottery.clone().with_cache_ttl(std::time::Duration::ZERO);
-    let d = lottery
+    let d = deploy_one(&lottery).await;
+    for _ in 0..3 {
+        lottery
+            .queries()
+            .activity_config(d.activity_id)
+            .await
+            .expect("config");
+    }
+    let stats = lottery.cache_stats();
+    assert_eq!(stats.loads.load(Ordering::SeqCst), 3, "one load per read");
+    assert_eq!(stats.hits.load(Ordering::SeqCst), 0);
+}
+
+/// An activity with one coupon award, deployed (not started).
+async fn deploy_one(lottery: &lottery_app::Lottery) -> lottery_app::Deployed {
+    lottery
         .administration()
         .deploy(
             command(
@@ -154,15 +156,5 @@ async fn a_zero_time_to_live_turns_the_cache_off() {
             "admin",
         )
         .await
-        .expect("deploy");
-    for _ in 0..3 {
-        lottery
-            .queries()
-            .activity_config(d.activity_id)
-            .await
-            .expect("config");
-    }
-    let stats = lottery.cache_stats();
-    assert_eq!(stats.loads.load(Ordering::SeqCst), 3, "one load per read");
-    assert_eq!(stats.hits.load(Ordering::SeqCst), 0);
+        .expect("deploy")
 }

@@ -84,21 +84,7 @@ impl Drop for Cluster {
         let mut mq = lottery_mq::MqConfig::new(self.amqp.clone());
         mq.exchange = format!("{}.events", self.name);
         mq.queue_prefix = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok(admin) = lottery_mq::MqAdmin::connect(&mq).await {
-                    let _ = admin.delete_topology().await;
-                    admin.close().await;
-                }
-            });
-        })
-        .join();
+        common::delete_broker_topology(mq);
     }
 }
 

@@ -34,25 +34,30 @@ pub struct App {
 
 impl Drop for App {
     fn drop(&mut self) {
-        let Some(mq) = self.amqp.take() else { return };
-        // Drop cannot await: delete the topology on a small runtime of its own, so the shared
-        // broker does not collect one set of queues per test run.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok(admin) = lottery_mq::MqAdmin::connect(&mq).await {
-                    let _ = admin.delete_topology().await;
-                    admin.close().await;
-                }
-            });
-        })
-        .join();
+        if let Some(mq) = self.amqp.take() {
+            delete_broker_topology(mq);
+        }
     }
+}
+
+/// Deletes a deployment's exchanges and queues, so the shared broker does not collect one set
+/// per test run. On a small runtime of its own: callers are `Drop`s, which cannot await.
+pub fn delete_broker_topology(mq: lottery_mq::MqConfig) {
+    let _ = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            if let Ok(admin) = lottery_mq::MqAdmin::connect(&mq).await {
+                let _ = admin.delete_topology().await;
+                admin.close().await;
+            }
+        });
+    })
+    .join();
 }
 
 /// Runs each named `async fn(Mode)` as two tests: embedded, and cluster (needs the services).
