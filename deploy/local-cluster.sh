@@ -23,6 +23,9 @@
 #   LOTTERY_CLUSTER_REDIS      cluster (default): a private three-master Redis Cluster;
 #                              single: the local Redis (LOTTERY_CLUSTER_REDIS_URL, default
 #                              redis://127.0.0.1:6379), keys under the deployment's name
+#   LOTTERY_CLUSTER_DB         two (default): shards 01-02 on the first MariaDB server,
+#                              03-04 on a second one the script starts; one: every shard on
+#                              the first server (for the one-vs-two comparison)
 #   LOTTERY_CLUSTER_MYSQL_URL  the first MariaDB server, holding the global database and
 #                              shards 01-02 (default mysql://root@127.0.0.1:3306)
 #   LOTTERY_CLUSTER_AMQP_URL   the broker (default amqp://guest:guest@127.0.0.1:5672/%2f)
@@ -53,11 +56,16 @@ load_settings() {
     if [ -n "${LOTTERY_CLUSTER_REDIS:-}" ] && [ "$LOTTERY_CLUSTER_REDIS" != "$REDIS_MODE" ]; then
       REQUESTED_REDIS_MODE=$LOTTERY_CLUSTER_REDIS
     fi
+    DB_LAYOUT=${DB_LAYOUT:-two}
+    if [ -n "${LOTTERY_CLUSTER_DB:-}" ] && [ "$LOTTERY_CLUSTER_DB" != "$DB_LAYOUT" ]; then
+      die "the cluster in $DIR keeps its shards on $DB_LAYOUT MariaDB server(s): run 'down --purge' before switching to $LOTTERY_CLUSTER_DB"
+    fi
     return
   fi
   PORT_BASE=${LOTTERY_CLUSTER_PORT_BASE:-18000}
   NAME=${LOTTERY_CLUSTER_NAME:-lottery_local}
   REDIS_MODE=${LOTTERY_CLUSTER_REDIS:-cluster}
+  DB_LAYOUT=${LOTTERY_CLUSTER_DB:-two}
   MYSQL1_URL=${LOTTERY_CLUSTER_MYSQL_URL:-mysql://root@127.0.0.1:3306}
   AMQP_URL=${LOTTERY_CLUSTER_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
   SINGLE_REDIS_URL=${LOTTERY_CLUSTER_REDIS_URL:-redis://127.0.0.1:6379}
@@ -69,6 +77,7 @@ check_settings() {
     die "LOTTERY_CLUSTER_PORT_BASE must be a number from 1024 to 54000 (Redis uses base+10701..10703 for its cluster bus)"
   fi
   case "$REDIS_MODE" in cluster | single) ;; *) die "LOTTERY_CLUSTER_REDIS must be cluster or single" ;; esac
+  case "$DB_LAYOUT" in one | two) ;; *) die "LOTTERY_CLUSTER_DB must be one or two" ;; esac
   [[ "$MYSQL1_URL" =~ ^mysql://[^/]+$ ]] || die "LOTTERY_CLUSTER_MYSQL_URL must be mysql://user[:password]@host:port (no database)"
 }
 
@@ -78,6 +87,7 @@ save_settings() {
 PORT_BASE=$PORT_BASE
 NAME=$NAME
 REDIS_MODE=$REDIS_MODE
+DB_LAYOUT=$DB_LAYOUT
 MYSQL1_URL='$MYSQL1_URL'
 AMQP_URL='$AMQP_URL'
 SINGLE_REDIS_URL='$SINGLE_REDIS_URL'
@@ -97,7 +107,8 @@ derive() {
   LB_SOCKET="$DIR/haproxy/admin.sock"
   PROCESSES=()
   if [ "$REDIS_MODE" = cluster ]; then PROCESSES+=(redis-1 redis-2 redis-3); fi
-  PROCESSES+=(db-2 worker-1)
+  if [ "$DB_LAYOUT" = two ]; then PROCESSES+=(db-2); fi
+  PROCESSES+=(worker-1)
   for i in $(seq "$API_COUNT"); do PROCESSES+=("api-$i"); done
   PROCESSES+=(haproxy prometheus)
 }
@@ -359,9 +370,17 @@ secret() {
   cat "$file"
 }
 
+shard_layout() {
+  if [ "$DB_LAYOUT" = one ]; then
+    echo "Every shard on the first MariaDB server (LOTTERY_CLUSTER_DB=one)."
+  else
+    echo "Shards 01-02 on the first MariaDB server, 03-04 on the second (started by the script)."
+  fi
+}
+
 shard_url() {
   local n=$1
-  if [ "$n" -le 2 ]; then
+  if [ "$n" -le 2 ] || [ "$DB_LAYOUT" = one ]; then
     printf '%s/%s_%02d' "$MYSQL1_URL" "$NAME" "$n"
   else
     printf 'mysql://lottery:%s@127.0.0.1:%s/%s_%02d' "$(secret db-2-password 24)" "$DB2_PORT" "$NAME" "$n"
@@ -391,7 +410,7 @@ worker_lease_ttl_ms = 10000
 
 [database]
 global_url = "$MYSQL1_URL/$NAME"
-# Shards 01-02 on the first MariaDB server, 03-04 on the second (started by the script).
+# $(shard_layout)
 shard_urls = [
   "$(shard_url 1)",
   "$(shard_url 2)",
@@ -400,7 +419,8 @@ shard_urls = [
 ]
 tables = 4
 # Per instance, split over its five pools (global + 4 shards, 4 connections each): five
-# instances open at most 60 connections on the first server and 40 on the second.
+# instances open at most 60 connections on the first server and 40 on the second (100 on the
+# first when every shard is there).
 max_connections = 20
 
 [redis]
@@ -694,7 +714,7 @@ cmd_up() {
     for name in redis-1 redis-2 redis-3; do start_redis "$name"; done
     form_redis_cluster
   fi
-  start_db2
+  if [ "$DB_LAYOUT" = two ]; then start_db2; fi
 
   log "creating the databases and applying the schema (lottery migrate --create-databases)"
   lottery migrate --config "$CONFIG" --create-databases >>"$DIR/log/migrate.log" 2>&1 ||
@@ -784,7 +804,7 @@ cmd_down() {
   stop $(seq -f 'api-%g' "$API_COUNT")
   stop worker-1
   stop redis-1 redis-2 redis-3
-  stop db-2
+  if [ "$DB_LAYOUT" = two ]; then stop db-2; fi
   if any_running; then die "some processes are still running: see 'status'"; fi
   log "stopped; data kept in $DIR"
   [ -n "$purge" ] || return 0
@@ -798,11 +818,13 @@ cmd_down() {
 purge_shared() {
   local db
   if mysql1 -e 'select 1' >/dev/null 2>&1; then
-    for db in "$NAME" "${NAME}_01" "${NAME}_02"; do
+    local dbs=("$NAME" "${NAME}_01" "${NAME}_02")
+    if [ "$DB_LAYOUT" = one ]; then dbs+=("${NAME}_03" "${NAME}_04"); fi
+    for db in "${dbs[@]}"; do
       mysql1 -e "DROP DATABASE IF EXISTS \`$db\`" && log "dropped database $db on $MYSQL1_URL"
     done
   else
-    log "warning: $MYSQL1_URL unreachable: databases $NAME, ${NAME}_01, ${NAME}_02 stay"
+    log "warning: $MYSQL1_URL unreachable: the databases $NAME and ${NAME}_0N stay"
   fi
   if [ "$REDIS_MODE" = single ] && redis-cli -u "$SINGLE_REDIS_URL" ping >/dev/null 2>&1; then
     redis-cli -u "$SINGLE_REDIS_URL" --scan --pattern "$NAME:*" |

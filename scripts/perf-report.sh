@@ -8,6 +8,11 @@
 #                                       HAProxy, Redis Cluster; spike through the balancer
 #   scripts/perf-report.sh redis-single the same on the local single Redis
 #   scripts/perf-report.sh stock-db     one instance with the database row-lock stock strategy
+#   scripts/perf-report.sh one SUFFIX   one instance only (api-1): draws, new users, reads;
+#                                       SUFFIX names the set-up, e.g. -db-one
+#   scripts/perf-report.sh flat         embedded: draws on an empty database, then FILL_SECONDS
+#                                       (600) of new users' draws, then the same draws again,
+#                                       with the scheduled jobs' round times at both ends
 #   scripts/perf-report.sh charts       the PNG charts from the results
 #
 # Results: docs/performance/results/<comparison>--<set-up>--r<run>.json, three runs each
@@ -110,8 +115,70 @@ cluster() {
     reads -c "$CONNECTIONS" -d "$DURATION"
 }
 
+# one SUFFIX: one instance of the local cluster (api-1), without the balancer.
+one() {
+  local suffix=$1
+  eval "$(deploy/local-cluster.sh env)"
+  local url="${LOTTERY_URL%:*}:$((${LOTTERY_URL##*:} + 11))"
+  run instances "one$suffix" --config "$LOTTERY_CONFIG" --url "$url" -- \
+    sustained -c "$CONNECTIONS" -d "$DURATION"
+  run instances "one-new-users$suffix" --config "$LOTTERY_CONFIG" --url "$url" -- \
+    sustained -c "$CONNECTIONS" -d "$DURATION" --new-users
+  run cluster-reads "one$suffix" --config "$LOTTERY_CONFIG" --url "$url" -- \
+    reads -c "$CONNECTIONS" -d "$DURATION"
+}
+
+# The scheduled jobs' rounds over an idle WINDOW seconds: job, rounds, mean ms per round.
+job_rounds() {
+  local window=${WINDOW:-30} before after
+  before=$(curl -fs http://127.0.0.1:18500/metrics | grep '^lottery_job_round_duration_seconds_\(sum\|count\)')
+  sleep "$window"
+  after=$(curl -fs http://127.0.0.1:18500/metrics | grep '^lottery_job_round_duration_seconds_\(sum\|count\)')
+  printf '%s\n' "$before" | sed 's/^/before /'
+  printf '%s\n' "$after" | sed 's/^/after /'
+}
+
+# Whether draws cost more once millions are stored: the same runs on an empty database and
+# after FILL_SECONDS of new users' draws, on one embedded server.
+flat() {
+  build
+  local t=(--data-dir "" --url http://127.0.0.1:18500)
+  embedded_server
+  t[1]=$DATA
+  run flat empty "${t[@]}" -- sustained -c "$CONNECTIONS" -d "$DURATION"
+  run flat empty-new-users "${t[@]}" -- sustained -c "$CONNECTIONS" -d "$DURATION" --new-users
+  job_rounds >"$RESULTS/flat--jobs-empty.txt"
+  "$LOAD" sustained "${t[@]}" -c "$CONNECTIONS" -d "${FILL_SECONDS:-600}" --new-users \
+    --json "$RESULTS/flat--fill.json" >"$RESULTS/flat--fill.txt"
+  head -3 "$RESULTS/flat--fill.txt"
+  stored >"$RESULTS/flat--stored.txt"
+  cat "$RESULTS/flat--stored.txt"
+  job_rounds >"$RESULTS/flat--jobs-filled.txt"
+  run flat filled "${t[@]}" -- sustained -c "$CONNECTIONS" -d "$DURATION"
+  run flat filled-new-users "${t[@]}" -- sustained -c "$CONNECTIONS" -d "$DURATION" --new-users
+  stop_server
+}
+
+# Rows stored in the embedded server's shard files, and its resident memory.
+stored() {
+  local takes=0 users=0 f t
+  for f in "$DATA"/shard_*.db; do
+    for t in 0 1 2 3; do
+      takes=$((takes + $(sqlite3 "$f" "select count(*) from user_take_00$t")))
+      users=$((users + $(sqlite3 "$f" "select count(*) from user_take_count_00$t")))
+    done
+  done
+  echo "takes stored: $takes"
+  echo "users with a take count: $users"
+  echo "stock ledger user entries: $(sqlite3 "$DATA/global.db" "select count(*) from stock_ledger_user")"
+  echo "server resident memory: $(ps -o rss= -p "$SERVER") KiB"
+  du -sh "$DATA"
+}
+
 case "${1:-}" in
   embedded) embedded ;;
+  one) one "${2:-}" ;;
+  flat) flat ;;
   cluster) cluster "" ;;
   redis-single) cluster "-redis-single" ;;
   stock-db) cluster "-stock-db" ;;

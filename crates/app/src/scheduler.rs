@@ -69,6 +69,12 @@ impl Default for SchedulerOptions {
 pub enum JobReport {
     Reconcile(crate::ReconcileReport),
     StockSync(crate::SyncReport),
+    /// Every round this instance ran (it held the lease), successful or not: how long it
+    /// took. Whether a job's cost grows with the records stored shows here.
+    Round {
+        job: Job,
+        elapsed: Duration,
+    },
 }
 
 /// Called with each reported round.
@@ -149,7 +155,19 @@ impl Scheduler {
         {
             return Ok(None);
         }
-        let done = match job {
+        let started = std::time::Instant::now();
+        let done = self.run_leased(job).await;
+        if let Some(hook) = &self.on_report {
+            hook(&JobReport::Round {
+                job,
+                elapsed: started.elapsed(),
+            });
+        }
+        done.map(Some)
+    }
+
+    async fn run_leased(&self, job: Job) -> Result<usize, AppError> {
+        Ok(match job {
             Job::ActivityStates => self.move_activities().await?,
             Job::OutboxRelay => match &self.relay {
                 Some(relay) => relay.run_once().await?.sent,
@@ -169,8 +187,7 @@ impl Scheduler {
                 }
                 report.given_back
             }
-        };
-        Ok(Some(done))
+        })
     }
 
     fn interval(&self, job: Job) -> Duration {

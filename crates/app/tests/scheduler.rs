@@ -10,7 +10,10 @@ use lottery_app::SchedulerOptions;
 use lottery_award::AwardKind;
 use lottery_strategy::DrawMode;
 
-both_modes!(every_approved_activity_is_started);
+both_modes!(
+    every_approved_activity_is_started,
+    each_round_run_is_timed_and_a_round_left_to_another_holder_is_not
+);
 
 async fn every_approved_activity_is_started(mode: Mode) {
     let w = world(mode).await;
@@ -69,4 +72,41 @@ async fn every_approved_activity_is_started(mode: Mode) {
         }
     }
     assert_eq!(running, 1_500);
+}
+
+async fn each_round_run_is_timed_and_a_round_left_to_another_holder_is_not(mode: Mode) {
+    use std::sync::{Arc, Mutex};
+
+    use lottery_app::{Job, JobReport};
+
+    let w = world(mode).await;
+    let rounds = Arc::new(Mutex::new(Vec::new()));
+    let seen = rounds.clone();
+    let options = |holder: &str| SchedulerOptions {
+        holder: holder.into(),
+        ..SchedulerOptions::default()
+    };
+    let scheduler = w
+        .lottery
+        .scheduler(None, options("first"))
+        .on_report(Arc::new(move |report| {
+            if let JobReport::Round { job, .. } = report {
+                seen.lock().expect("rounds").push(*job);
+            }
+        }));
+    assert_eq!(
+        scheduler.run_job(Job::StockSync).await.expect("sync"),
+        Some(0)
+    );
+    // Another instance holds the lease: it runs this one, and nothing is timed here.
+    let other = w.lottery.scheduler(None, options("second"));
+    assert_eq!(
+        other.run_job(Job::Reconcile).await.expect("reconcile"),
+        Some(0)
+    );
+    assert_eq!(
+        scheduler.run_job(Job::Reconcile).await.expect("reconcile"),
+        None
+    );
+    assert_eq!(*rounds.lock().expect("rounds"), vec![Job::StockSync]);
 }

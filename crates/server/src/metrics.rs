@@ -28,6 +28,14 @@ struct FateLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    job: &'static str,
+}
+
+/// Upper bounds of the job round histogram, in seconds.
+const JOB_BUCKETS: [f64; 10] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0];
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ActivityLabels {
     activity: String,
 }
@@ -56,6 +64,7 @@ pub struct Metrics {
     latency: Histogram,
     reconciled: Family<FateLabels, Counter>,
     drift_repairs: Counter,
+    job_rounds: Family<JobLabels, Histogram>,
     stock_left: Family<ActivityLabels, Gauge>,
     outbox: Family<StateLabels, Gauge>,
     consumer_lag: Gauge,
@@ -69,6 +78,7 @@ impl Default for Metrics {
             latency: Histogram::new(BUCKETS),
             reconciled: Family::default(),
             drift_repairs: Counter::default(),
+            job_rounds: Family::new_with_constructor(|| Histogram::new(JOB_BUCKETS)),
             stock_left: Family::default(),
             outbox: Family::default(),
             consumer_lag: Gauge::default(),
@@ -103,6 +113,11 @@ impl Metrics {
             "lottery_stock_drift_repairs",
             "Times the stock store held more than the records allow and was reloaded (an alarm)",
             self.drift_repairs.clone(),
+        );
+        r.register(
+            "lottery_job_round_duration_seconds",
+            "Time a round of a scheduled job took on this instance, by job",
+            self.job_rounds.clone(),
         );
         r.register(
             "lottery_stock_left",
@@ -144,6 +159,11 @@ impl Metrics {
             }
             lottery_app::JobReport::StockSync(s) => {
                 self.drift_repairs.inc_by(s.repaired as u64);
+            }
+            lottery_app::JobReport::Round { job, elapsed } => {
+                self.job_rounds
+                    .get_or_create(&JobLabels { job: job.name() })
+                    .observe(elapsed.as_secs_f64());
             }
         }
     }
@@ -210,6 +230,23 @@ mod tests {
             !text.contains("lottery_stock_left{activity=\"7\"}"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn job_rounds_are_timed_by_job() {
+        let m = Metrics::default();
+        m.record_job(&lottery_app::JobReport::Round {
+            job: lottery_app::Job::StockSync,
+            elapsed: Duration::from_millis(3),
+        });
+        let text = m.render(&Gauges::default());
+        assert!(
+            text.contains(
+                "lottery_job_round_duration_seconds_bucket{le=\"0.005\",job=\"stock_sync\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("lottery_job_round_duration_seconds_count{job=\"stock_sync\"} 1"));
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub struct RedisConfig {
     /// keep apart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
+    /// Single server: the most connections open at once. Operations share one multiplexed
+    /// connection; the others are only used while a failed one is replaced.
     #[serde(default = "default_pool")]
     pub pool_size: usize,
     /// Bound on getting a connection and on each operation, in milliseconds (unset: 2 s).

@@ -1,8 +1,10 @@
 //! The connection to Redis that the stock ledger and the draw rate limit share: one server
-//! through a pool of multiplexed connections, or a Redis Cluster through the cluster client
-//! (one multiplexed connection per node, commands routed by their keys' slot). Every wait is
-//! bounded, and every failure or timeout is [`StockError::Unavailable`] with its cause.
+//! through one multiplexed connection taken from a pool, or a Redis Cluster through the
+//! cluster client (one multiplexed connection per node, commands routed by their keys' slot).
+//! Every wait is bounded, and every failure or timeout is [`StockError::Unavailable`] with its
+//! cause.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_redis::redis::aio::{ConnectionLike, MultiplexedConnection};
@@ -36,8 +38,42 @@ impl RedisTarget {
 /// Which client carries the commands.
 #[derive(Clone)]
 enum Backend {
-    Server(Pool),
+    Server(Shared),
     Cluster(ClusterConnection),
+}
+
+/// One server: every operation goes over one multiplexed connection, so concurrent commands
+/// share its socket and are written and read in batches, as the cluster client does per
+/// node. The pool only supplies a healthy connection: taking one from it costs a round trip
+/// (its health check), which an operation must not pay each time. A connection that fails
+/// is taken out of the pool and closed (its lost replies would answer later commands), and
+/// the next operation takes a checked one from the pool.
+#[derive(Clone)]
+struct Shared {
+    pool: Pool,
+    /// Held out of the pool while it serves.
+    current: Arc<Mutex<Option<deadpool_redis::Connection>>>,
+}
+
+impl Shared {
+    fn new(pool: Pool) -> Self {
+        Self {
+            pool,
+            current: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<deadpool_redis::Connection>> {
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn forget(&self) {
+        let failed = self.slot().take();
+        // Out of the pool for good: dropped, it closes once the handles still out are done.
+        drop(failed.map(deadpool_redis::Connection::take));
+    }
 }
 
 /// A shared, cheaply cloned handle on the platform's Redis.
@@ -72,8 +108,10 @@ pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl RedisConnection {
     /// Connects and checks with a PING that Redis answers, so a wrong URL or a down Redis
-    /// shows at start-up rather than at the first draw. `pool_size` sizes a single server's
-    /// pool; a cluster connection is multiplexed (one connection per node) and needs none.
+    /// shows at start-up rather than at the first draw. On a single server every operation
+    /// shares one multiplexed connection; `pool_size` bounds the connections open while a
+    /// failed one is replaced. A cluster connection is multiplexed (one connection per node)
+    /// and needs no pool.
     pub async fn connect(
         target: &RedisTarget,
         pool_size: usize,
@@ -120,7 +158,7 @@ impl RedisConnection {
     #[must_use]
     pub fn from_pool(pool: Pool) -> Self {
         Self {
-            backend: Backend::Server(pool),
+            backend: Backend::Server(Shared::new(pool)),
             timeout: DEFAULT_TIMEOUT,
         }
     }
@@ -139,13 +177,46 @@ impl RedisConnection {
     }
 
     pub(crate) async fn conn(&self) -> Result<Conn, StockError> {
-        match &self.backend {
-            // Bounded here too: a pool from `from_pool` may have no wait timeout.
-            Backend::Server(pool) => Ok(Conn::Server(
-                self.within(pool.get()).await?.map_err(unavailable)?,
-            )),
-            Backend::Cluster(c) => Ok(Conn::Cluster(c.clone())),
+        let shared = match &self.backend {
+            Backend::Server(shared) => shared,
+            Backend::Cluster(c) => return Ok(Conn::Cluster(c.clone())),
+        };
+        if let Some(c) = shared.slot().as_ref() {
+            return Ok(Conn::Server((**c).clone()));
         }
+        // Bounded here too: a pool from `from_pool` may have no wait timeout. Operations
+        // arriving together may each take one; one is kept, the others go back to the pool.
+        let pooled = self.within(shared.pool.get()).await?.map_err(unavailable)?;
+        let c = (*pooled).clone();
+        let mut slot = shared.slot();
+        if slot.is_none() {
+            *slot = Some(pooled);
+        }
+        Ok(Conn::Server(c))
+    }
+
+    /// Runs one operation on a connection, bounded; a connection that failed or went
+    /// silent is not used again.
+    async fn on_conn<T, F>(&self, op: F) -> Result<T, StockError>
+    where
+        F: AsyncFnOnce(&mut Conn) -> redis::RedisResult<T>,
+    {
+        let mut conn = self.conn().await?;
+        let result = self.within(op(&mut conn)).await;
+        let broken = match &result {
+            Err(_) => true,
+            Ok(Err(e)) => {
+                e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_unrecoverable_error()
+            }
+            Ok(Ok(_)) => false,
+        };
+        if broken && let Backend::Server(shared) = &self.backend {
+            shared.forget();
+        }
+        result?.map_err(unavailable)
     }
 
     pub(crate) async fn within<T>(
@@ -161,28 +232,20 @@ impl RedisConnection {
         &self,
         inv: redis::ScriptInvocation<'_>,
     ) -> Result<T, StockError> {
-        let mut conn = self.conn().await?;
-        self.within(inv.invoke_async(&mut conn))
-            .await?
-            .map_err(unavailable)
+        self.on_conn(async |conn| inv.invoke_async(conn).await)
+            .await
     }
 
     pub(crate) async fn pipe<T: redis::FromRedisValue>(
         &self,
         p: &redis::Pipeline,
     ) -> Result<T, StockError> {
-        let mut conn = self.conn().await?;
-        self.within(p.query_async(&mut conn))
-            .await?
-            .map_err(unavailable)
+        self.on_conn(async |conn| p.query_async(conn).await).await
     }
 
     /// One command, bounded like every other operation.
     pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StockError> {
-        let mut conn = self.conn().await?;
-        self.within(cmd.query_async(&mut conn))
-            .await?
-            .map_err(unavailable)
+        self.on_conn(async |conn| cmd.query_async(conn).await).await
     }
 
     /// A keyless command's reply from every master (one server: its one reply). Settings
@@ -224,10 +287,10 @@ fn server_pool(url: &str, pool_size: usize, timeout: Duration) -> Result<Pool, S
         .map_err(unavailable)
 }
 
-/// One connection for one operation: pooled (one server) or a clone of the multiplexed
+/// One operation's handle on the shared multiplexed connection (one server) or on the
 /// cluster connection.
 pub(crate) enum Conn {
-    Server(deadpool_redis::Connection),
+    Server(MultiplexedConnection),
     Cluster(ClusterConnection),
 }
 
