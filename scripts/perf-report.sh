@@ -8,8 +8,10 @@
 #                                       HAProxy, Redis Cluster; spike through the balancer
 #   scripts/perf-report.sh redis-single the same on the local single Redis
 #   scripts/perf-report.sh stock-db     one instance with the database row-lock stock strategy
-#   scripts/perf-report.sh one SUFFIX   one instance only (api-1): draws, new users, reads;
-#                                       SUFFIX names the set-up, e.g. -db-one
+#   scripts/perf-report.sh one SUFFIX   one instance only (api-1): draws, new users, reads,
+#                                       the rate and mixed scenarios; SUFFIX names the set-up
+#                                       (-db-one, -redis-single)
+#   scripts/perf-report.sh scenarios    embedded: the rate and mixed scenarios only
 #   scripts/perf-report.sh flat         embedded: draws on an empty database, then FILL_SECONDS
 #                                       (600) of new users' draws, then the same draws again,
 #                                       with the scheduled jobs' round times at both ends
@@ -33,7 +35,19 @@ build() {
   cargo build --release --locked -p lottery-server -p lottery-load
 }
 
+# CPU seconds used so far by the processes whose command line matches the pattern (pgrep -f).
+cpu_ticks() {
+  local t=0 pid f
+  for pid in $(pgrep -f "$1"); do
+    read -r -a f <"/proc/$pid/stat" 2>/dev/null || continue
+    t=$((t + f[13] + f[14]))
+  done
+  echo "$t"
+}
+
 # run COMPARISON SET_UP TARGET_FLAGS... -- SCENARIO_ARGS...
+# With CPU_OF set (pgrep patterns, space-separated, e.g. "mariadbd redis-server"), each
+# pattern's CPU seconds during a run go to its .cpu file.
 run() {
   local comparison=$1 set_up=$2
   shift 2
@@ -44,8 +58,19 @@ run() {
   done
   shift
   for r in $(seq 1 "$RUNS"); do
-    local out="$RESULTS/$comparison--$set_up--r$r"
+    local out="$RESULTS/$comparison--$set_up--r$r" pattern
+    local before=()
+    for pattern in ${CPU_OF:-}; do before+=("$(cpu_ticks "$pattern")"); done
     "$LOAD" "$@" "${target[@]}" --json "$out.json" >"$out.txt"
+    if [ -n "${CPU_OF:-}" ]; then
+      local i=0 hz
+      hz=$(getconf CLK_TCK)
+      : >"$out.cpu"
+      for pattern in $CPU_OF; do
+        echo "$pattern $(( ($(cpu_ticks "$pattern") - before[i]) * 1000 / hz )) ms" >>"$out.cpu"
+        i=$((i + 1))
+      done
+    fi
     head -3 "$out.txt"
   done
 }
@@ -82,6 +107,7 @@ embedded() {
   run embedded draws-new-users "${t[@]}" -- sustained -c "$CONNECTIONS" -d "$DURATION" --new-users
   run embedded reads "${t[@]}" -- reads -c "$CONNECTIONS" -d "$DURATION"
   run spike embedded "${t[@]}" -- spike
+  scenarios embedded "${t[@]}"
   # The default set-up is the "on" side of both comparisons.
   for r in $(seq 1 "$RUNS"); do
     cp "$RESULTS/embedded--draws-returning--r$r.json" "$RESULTS/cache--embedded-on--r$r.json"
@@ -115,6 +141,15 @@ cluster() {
     reads -c "$CONNECTIONS" -d "$DURATION"
 }
 
+# scenarios SET_UP TARGET_FLAGS...: the open model at RATE draws/s and the mixed load, once
+# each; the audit follows each run as always.
+scenarios() {
+  local set_up=$1
+  shift
+  RUNS=1 run scenarios "$set_up-rate" "$@" -- rate -r "${RATE:-2000}" -d "$DURATION"
+  RUNS=1 run scenarios "$set_up-mixed" "$@" -- mixed -c "$CONNECTIONS" -d "$DURATION"
+}
+
 # one SUFFIX: one instance of the local cluster (api-1), without the balancer.
 one() {
   local suffix=$1
@@ -126,6 +161,7 @@ one() {
     sustained -c "$CONNECTIONS" -d "$DURATION" --new-users
   run cluster-reads "one$suffix" --config "$LOTTERY_CONFIG" --url "$url" -- \
     reads -c "$CONNECTIONS" -d "$DURATION"
+  scenarios "cluster$suffix" --config "$LOTTERY_CONFIG" --url "$url"
 }
 
 # The scheduled jobs' rounds over an idle WINDOW seconds: job, rounds, mean ms per round.
@@ -175,13 +211,38 @@ stored() {
   du -sh "$DATA"
 }
 
+# The one-instance runs of each set-up, filed again under the comparison they belong to.
+assemble() {
+  local pair from to r
+  for pair in one:redis--cluster one-redis-single:redis--single \
+    one-redis-single-pooled:redis--single-pooled-connections \
+    one:databases--two-servers one-db-one:databases--one-server; do
+    from=${pair%%:*}
+    to=${pair#*:}
+    for r in $(seq 1 "$RUNS"); do
+      if [ -f "$RESULTS/instances--$from--r$r.json" ]; then
+        cp "$RESULTS/instances--$from--r$r.json" "$RESULTS/$to--r$r.json"
+      fi
+    done
+  done
+}
+
 case "${1:-}" in
   embedded) embedded ;;
   one) one "${2:-}" ;;
   flat) flat ;;
+  scenarios)
+    build
+    embedded_server
+    scenarios embedded --data-dir "$DATA" --url http://127.0.0.1:18500
+    stop_server
+    ;;
   cluster) cluster "" ;;
   redis-single) cluster "-redis-single" ;;
   stock-db) cluster "-stock-db" ;;
-  charts) python3 scripts/charts.py "$RESULTS" docs/performance ;;
-  *) sed -n '2,16p' "$0" >&2; exit 2 ;;
+  charts)
+    assemble
+    python3 scripts/charts.py "$RESULTS" docs/performance
+    ;;
+  *) sed -n '2,22p' "$0" >&2; exit 2 ;;
 esac

@@ -8,6 +8,7 @@
 mod change_feed;
 mod config;
 mod connection;
+mod expiring;
 mod memory;
 mod rate_limit;
 mod redis_ledger;

@@ -9,9 +9,16 @@ use lottery_activity::{
 };
 use lottery_domain::{ActivityId, AwardId, TakeId, UserId};
 
-/// Claims between two sweeps of expired entries: often enough to bound memory, rarely
-/// enough that the O(n) pass costs nothing per claim.
+use crate::expiring::{Expires, Expiring};
+
+/// Claims between two sweeps of expired activities (a pass over the activities only).
 const SWEEP_EVERY: u32 = 4_096;
+
+/// Expired claim records, and as many users, each claim drops at most (of one part of each
+/// map, in turn): far more than a claim and its release add, and few enough that no claim
+/// waits on a long pass. (A pass over every entry, every few thousand claims, held the lock
+/// for ~100 ms once millions of claim records and users were kept, and stalled every draw.)
+const DROPS_PER_CLAIM: usize = 64;
 
 #[derive(Debug)]
 struct Stock {
@@ -45,21 +52,27 @@ enum ClaimRecord {
     Withdrawn { expires_at: DateTime<Utc> },
 }
 
-impl ClaimRecord {
+#[derive(Debug, Default)]
+struct State {
+    activities: HashMap<ActivityId, Stock>,
+    users: Expiring<(ActivityId, UserId), Used>,
+    // Keyed by activity too, as the Redis keys are.
+    claims: Expiring<(ActivityId, TakeId), ClaimRecord>,
+    claims_since_sweep: u32,
+}
+
+impl Expires for Used {
+    fn expires_at(&self) -> DateTime<Utc> {
+        self.expires_at
+    }
+}
+
+impl Expires for ClaimRecord {
     fn expires_at(&self) -> DateTime<Utc> {
         match self {
             Self::Held { expires_at, .. } | Self::Withdrawn { expires_at } => *expires_at,
         }
     }
-}
-
-#[derive(Debug, Default)]
-struct State {
-    activities: HashMap<ActivityId, Stock>,
-    users: HashMap<(ActivityId, UserId), Used>,
-    // Keyed by activity too, as the Redis keys are.
-    claims: HashMap<(ActivityId, TakeId), ClaimRecord>,
-    claims_since_sweep: u32,
 }
 
 /// The embedded-mode [`StockLedger`].
@@ -87,14 +100,27 @@ impl MemoryLedger {
 
 impl State {
     fn sweep(&mut self, now: DateTime<Utc>) {
+        self.drop_expired(now, DROPS_PER_CLAIM);
         self.claims_since_sweep += 1;
         if self.claims_since_sweep < SWEEP_EVERY {
             return;
         }
         self.claims_since_sweep = 0;
-        self.claims.retain(|_, c| c.expires_at() > now);
-        self.users.retain(|_, u| u.expires_at > now);
         self.activities.retain(|_, s| s.expires_at > now);
+    }
+
+    /// Drops up to `budget` expired claim records and as many expired users.
+    fn drop_expired(&mut self, now: DateTime<Utc>, budget: usize) {
+        self.claims.drop_expired(now, budget);
+        self.users.drop_expired(now, budget);
+    }
+
+    fn record_claim(
+        &mut self,
+        key: (ActivityId, TakeId),
+        record: ClaimRecord,
+    ) -> Option<ClaimRecord> {
+        self.claims.insert(key, record)
     }
 
     /// Drops the expired entries one call is about to read, so they count as absent.
@@ -108,16 +134,10 @@ impl State {
             self.activities.remove(&activity);
         }
         if let Some(user) = user {
-            let key = (activity, user.clone());
-            if self.users.get(&key).is_some_and(|u| u.expires_at <= now) {
-                self.users.remove(&key);
-            }
+            self.users.remove_expired(&(activity, user.clone()), now);
         }
         if let Some(claim) = claim {
-            let key = (activity, claim);
-            if self.claims.get(&key).is_some_and(|c| c.expires_at() <= now) {
-                self.claims.remove(&key);
-            }
+            self.claims.remove_expired(&(activity, claim), now);
         }
     }
 
@@ -197,7 +217,7 @@ impl State {
             award_exhausted: exhausted,
             generation,
         };
-        self.claims.insert(
+        self.record_claim(
             (c.activity_id, c.claim_id),
             ClaimRecord::Held {
                 outcome,
@@ -221,7 +241,7 @@ impl State {
             took,
             generation,
             ..
-        }) = self.claims.insert(key, withdrawn.clone())
+        }) = self.record_claim(key, withdrawn.clone())
         else {
             // Released before, or never claimed: the marker refuses a late claim.
             return;
@@ -467,16 +487,60 @@ mod tests {
         for id in 1..=i64::from(SWEEP_EVERY) {
             ledger.claim(&claim(id, past)).await.expect("claim");
         }
-        // The claim that filled the count swept the expired records before it.
+        // Each claim dropped expired records of one part: at most the few written since a
+        // part's last turn are left.
         ledger
             .claim(&claim(1_000_000, future))
             .await
             .expect("claim");
         let st = ledger.lock();
         assert!(
-            st.claims.len() <= 2,
+            st.claims.len() <= 2 * 64,
             "{} claim records kept",
             st.claims.len()
+        );
+    }
+
+    /// Expired records go a few per claim, soon after they expire, and no claim drops more
+    /// than a few: no claim waits on a pass over millions of entries.
+    #[tokio::test]
+    async fn expired_records_go_a_few_per_claim() {
+        let ledger = MemoryLedger::new();
+        let future = Utc::now() + chrono::Duration::hours(1);
+        let activity = ActivityId::new(1).expect("id");
+        let snapshot = StockSnapshot {
+            activity_id: activity,
+            generation: 1,
+            stock_left: 3,
+            awards_left: vec![],
+            expires_at: future,
+            nobody_drew: false,
+        };
+        ledger.load_activity(&snapshot).await.expect("load");
+        let soon = Utc::now() + chrono::Duration::milliseconds(300);
+        for id in 1..=5_000 {
+            ledger.claim(&claim(id, soon)).await.expect("claim");
+        }
+        assert_eq!(ledger.lock().claims.len(), 5_000);
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        // Two turns of every part.
+        let rounds = 2 * 64;
+        for id in 0..rounds {
+            let before = ledger.lock().claims.len();
+            ledger
+                .claim(&claim(10_000 + id as i64, future))
+                .await
+                .expect("claim");
+            let after = ledger.lock().claims.len();
+            assert!(
+                before + 1 - after <= DROPS_PER_CLAIM,
+                "{before} -> {after} records in one claim"
+            );
+        }
+        assert_eq!(
+            ledger.lock().claims.len(),
+            rounds,
+            "every expired record is gone, the new ones stay"
         );
     }
 }

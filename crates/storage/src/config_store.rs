@@ -268,41 +268,10 @@ impl ConfigStore {
         Ok(generation)
     }
 
-    /// Takes and wins per award recorded for an activity across every shard table.
+    /// Takes and wins per award recorded for an activity across every shard database,
+    /// from the activity tally (a few rows, not a scan of the takes).
     async fn recorded(&self, id: ActivityId) -> RepoResult<(u64, Vec<(AwardId, u64)>)> {
-        let per_table = self
-            .router
-            .fan_out(|route, pool| async move {
-                let takes: i64 =
-                    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {} WHERE activity_id = ? AND state <> 'void'", route.table("user_take")))
-                        .bind(id.get())
-                        .fetch_one(&pool).within(self.router.read_timeout())
-                        .await?;
-                let won = sqlx::query(&format!(
-                    "SELECT award_id, COUNT(*) AS n FROM {} WHERE activity_id = ? GROUP BY award_id",
-                    route.table("win_order")
-                ))
-                .bind(id.get())
-                .fetch_all(&pool).within(self.router.read_timeout())
-                .await?;
-                Ok::<_, sqlx::Error>((takes, won))
-            })
-            .await
-            .map_err(repo)?;
-        let mut takes = 0u64;
-        let mut won: Vec<(AwardId, u64)> = Vec::new();
-        for (_, (t, rows)) in per_table {
-            takes += t.max(0) as u64;
-            for r in rows {
-                let award = parse("award_id", AwardId::new(int(&r, "award_id")?))?;
-                let n = int(&r, "n")?.max(0) as u64;
-                match won.iter_mut().find(|(a, _)| *a == award) {
-                    Some((_, total)) => *total += n,
-                    None => won.push((award, n)),
-                }
-            }
-        }
-        Ok((takes, won))
+        crate::tally::recorded(&self.router, id).await
     }
 
     /// Activity stock left as last synced to the database.

@@ -29,6 +29,7 @@ use crate::rows::{millis, placeholders};
 use crate::take_store::{
     TAKE_COLUMNS, TakeRow, UserTables, VOID_STATE, bump_counter, insert_takes, take_from,
 };
+use crate::tally::Tally;
 use batch::Plan;
 
 /// How draws are grouped.
@@ -270,15 +271,19 @@ async fn per_record(
         let mut tx = pool.begin().await?;
         let fences = read_fences(&mut tx, dialect, records).await?;
         let mut outcomes = Vec::with_capacity(records.len());
+        // Only the records whose savepoint is kept are counted.
+        let mut tally = Tally::default();
         for record in records {
             if !admits(&fences, record) {
                 outcomes.push(Ok(RecordOutcome::StaleGeneration));
                 continue;
             }
             let mut sp = sqlx::Connection::begin(&mut *tx).await?;
-            match apply(&mut sp, router, dialect, record).await {
+            let mut counted = Tally::default();
+            match apply(&mut sp, router, dialect, record, &mut counted).await {
                 Ok(RecordOutcome::Recorded) => {
                     sp.commit().await?;
+                    tally.merge(counted);
                     outcomes.push(Ok(RecordOutcome::Recorded));
                 }
                 Ok(other) => {
@@ -292,6 +297,7 @@ async fn per_record(
                 }
             }
         }
+        tally.write(&mut tx, dialect).await?;
         tx.commit().await?;
         Ok(outcomes)
     })
@@ -363,20 +369,26 @@ fn is_idempotency_clash(e: &sqlx::Error) -> bool {
         && (db.message().contains("idempotency_key") || db.message().contains("uk_user_take_idem")))
 }
 
-/// One draw's statements, inside the caller's savepoint.
+/// One draw's statements, inside the caller's savepoint; what it inserted is added to
+/// `tally`.
 async fn apply(
     tx: &mut Transaction<'_, Any>,
     router: &Router,
     dialect: Dialect,
     record: &DrawRecord,
+    tally: &mut Tally,
 ) -> Result<RecordOutcome, sqlx::Error> {
     let t = UserTables::of(router, &record.user_id);
     let result = async {
         if let Some(refused) = take_for(tx, dialect, &t, record).await? {
             return Ok(refused);
         }
+        if let Some((take, _)) = &record.new_take {
+            tally.takes([take]);
+        }
         if let Some((order, message)) = &record.win {
             insert_orders(tx, &t.order, &[order]).await?;
+            tally.orders([order]);
             if let Some(message) = message {
                 insert_outbox(tx, &[message]).await?;
             }

@@ -18,6 +18,7 @@ mod rows;
 mod rule_store;
 mod stock_ledger;
 mod take_store;
+mod tally;
 
 use db_router::{Router, RouterConfig};
 

@@ -79,6 +79,18 @@ pub const MIGRATIONS: &[Migration] = &[
         mysql: include_str!("../../../migrations/mysql/0002_shard_table.sql"),
         sqlite: include_str!("../../../migrations/sqlite/0002_shard_table.sql"),
     },
+    Migration {
+        version: 3,
+        scope: Scope::Shard,
+        mysql: include_str!("../../../migrations/mysql/0003_shard.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0003_shard.sql"),
+    },
+    Migration {
+        version: 3,
+        scope: Scope::ShardTable,
+        mysql: include_str!("../../../migrations/mysql/0003_shard_table.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0003_shard_table.sql"),
+    },
 ];
 
 const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (

@@ -17,6 +17,7 @@ use crate::error::{Within, repo, retrying, router};
 use crate::outbox::insert_outbox;
 use crate::rows::{int, millis, opt_int, opt_text, parse, text, time};
 use crate::take_store::UserTables;
+use crate::tally::Tally;
 
 const ORDER_COLUMNS: &str = "order_id, take_id, user_id, activity_id, strategy_id, mode, award_id, award_kind, \
      award_name, award_content, fallback, grant_state, delivery, created_at, granted_at";
@@ -127,6 +128,10 @@ impl OrderRepository for OrderStore {
             }
             insert_orders(&mut tx, &t.order, &[order]).await?;
             insert_outbox(&mut tx, &[message]).await?;
+            // Last, as in every writer: a transaction holding a tally row waits for nothing.
+            let mut tally = Tally::default();
+            tally.orders([order]);
+            tally.write(&mut tx, self.router.dialect()).await?;
             tx.commit().await?;
             Ok(true)
         })

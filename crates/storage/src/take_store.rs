@@ -12,6 +12,7 @@ use sqlx::{Any, AnyConnection, QueryBuilder, Row, Transaction};
 use crate::bulk::{cached, insert_rows};
 use crate::error::{Within, corrupt, repo, retrying, router};
 use crate::rows::{int, millis, parse, text, time, u32_of};
+use crate::tally::Tally;
 
 /// The state of a tombstone: a take id whose claim was given back unrecorded. It holds the
 /// id so a record arriving late is refused; reads of takes pass over it.
@@ -329,6 +330,9 @@ impl TakeRepository for TakeStore {
                 key: None,
             };
             insert_takes(&mut tx, &t.take, &[row]).await?;
+            let mut tally = Tally::default();
+            tally.takes([take]);
+            tally.write(&mut tx, self.router.dialect()).await?;
             tx.commit().await?;
             Ok(Some(number))
         })

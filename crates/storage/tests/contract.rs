@@ -43,6 +43,7 @@ contract_tests!(
     multi_row_batches_fall_back_on_a_voided_take,
     multi_row_batches_split_past_the_bind_limit,
     stock_counts_come_from_records_and_fences_refuse_older_claims,
+    the_tally_counts_what_was_stored_before_it,
     settling_a_claim_voids_an_unrecorded_take_for_good,
     relays_claim_disjoint_rows_and_park_failures,
     grants_apply_once_per_message,
@@ -506,6 +507,7 @@ async fn concurrent_takes_by_one_user_stop_at_the_limit(b: Backend) {
         .await
         .expect("list");
     assert_eq!(stored.len(), 3);
+    tally_agrees_with_a_scan(&e).await;
 }
 
 async fn wins_consume_the_take_once(b: Backend) {
@@ -584,6 +586,7 @@ async fn wins_consume_the_take_once(b: Backend) {
             .expect("read"),
         None
     );
+    tally_agrees_with_a_scan(&e).await;
 }
 
 async fn a_failed_win_leaves_the_take_open(b: Backend) {
@@ -622,6 +625,7 @@ async fn a_failed_win_leaves_the_take_open(b: Backend) {
             .expect("count"),
         1
     );
+    tally_agrees_with_a_scan(&e).await;
 }
 
 async fn outbox_scan_sees_every_shard_once(b: Backend) {
@@ -915,6 +919,7 @@ async fn draws_record_takes_orders_and_keys(b: Backend) {
             .expect("count"),
         2
     );
+    tally_agrees_with_a_scan(&e).await;
 }
 
 async fn batched_draws_commit_each_draw_once(b: Backend) {
@@ -971,6 +976,7 @@ async fn batched_draws_commit_each_draw_once(b: Backend) {
             1
         );
     }
+    tally_agrees_with_a_scan(&e).await;
 }
 
 /// Records `batch` together and checks each record's outcome.
@@ -1086,6 +1092,7 @@ async fn multi_row_batches_answer_like_single_draws(b: Backend) {
     let stats = draws.write_stats();
     assert_eq!((stats.multi_row, stats.fallbacks), (2, 0), "{stats:?}");
     check_numbered_batch(&e, &draws, fenced).await;
+    tally_agrees_with_a_scan(&e).await;
 }
 
 /// What `multi_row_batches_answer_like_single_draws` leaves stored.
@@ -1148,6 +1155,7 @@ async fn multi_row_batches_fall_back_on_a_reused_key(b: Backend) {
     assert_eq!(pending_messages(&e).await, 3);
     let first = draws.find_by_key(&user("twin"), "same").await;
     assert_eq!(first.expect("read").map(|p| p.take.take_id.get()), Some(13));
+    tally_agrees_with_a_scan(&e).await;
 }
 
 /// A take id voided by settling its claim makes the database refuse the multi-row insert:
@@ -1174,6 +1182,7 @@ async fn multi_row_batches_fall_back_on_a_voided_take(b: Backend) {
     assert_eq!(order_ids(&e, "late").await, Vec::<i64>::new());
     assert_eq!(draws.find_by_key(&user("late"), "late").await, Ok(None));
     assert_eq!(order_ids(&e, "early").await, vec![910]);
+    tally_agrees_with_a_scan(&e).await;
 }
 
 /// A batch whose rows need more bound values than one statement takes (15 per order:
@@ -1199,6 +1208,124 @@ async fn multi_row_batches_split_past_the_bind_limit(b: Backend) {
     assert_eq!(granted, vec![(GrantState::Init, 2_300)]);
     assert_eq!(pending_messages(&e).await, 2_300);
     assert_eq!(numbers(&e, "bulk-2299").await, vec![(2_300, 1)]);
+    tally_agrees_with_a_scan(&e).await;
+}
+
+/// (activity, award id or 0 for takes) -> count.
+type Counted = std::collections::BTreeMap<(i64, i64), i64>;
+
+/// What a scan of every take and order table counts: takes that are not void, orders per
+/// award.
+async fn scanned(e: &common::Env) -> Counted {
+    let mut counted = Counted::new();
+    let router = e.storage.router();
+    for route in router.routes() {
+        let pool = router.pool(&route).expect("pool");
+        let takes = format!(
+            "SELECT activity_id, 0 AS award_id, COUNT(*) AS n FROM {} WHERE state <> 'void' \
+             GROUP BY activity_id",
+            route.table("user_take")
+        );
+        let orders = format!(
+            "SELECT activity_id, award_id, COUNT(*) AS n FROM {} GROUP BY activity_id, award_id",
+            route.table("win_order")
+        );
+        for sql in [takes, orders] {
+            let rows: Vec<(i64, i64, i64)> =
+                sqlx::query_as(&sql).fetch_all(pool).await.expect("scan");
+            for (activity, award, n) in rows {
+                *counted.entry((activity, award)).or_default() += n;
+            }
+        }
+    }
+    counted
+}
+
+/// What the activity tally holds, every part added up.
+async fn tallied(e: &common::Env) -> Counted {
+    let mut counted = Counted::new();
+    let router = e.storage.router();
+    for route in router.routes().filter(|r| r.table == 0) {
+        let pool = router.pool(&route).expect("pool");
+        let rows: Vec<(i64, i64, i64)> =
+            sqlx::query_as("SELECT activity_id, award_id, n FROM activity_tally")
+                .fetch_all(pool)
+                .await
+                .expect("tally");
+        for (activity, award, n) in rows {
+            *counted.entry((activity, award)).or_default() += n;
+        }
+    }
+    counted.retain(|_, n| *n != 0);
+    counted
+}
+
+/// Every write path keeps the tally equal to a scan of what it stored.
+async fn tally_agrees_with_a_scan(e: &common::Env) {
+    assert_eq!(tallied(e).await, scanned(e).await, "tally vs scan");
+}
+
+/// A database migrated from before the tally gets its stored records counted once, however
+/// often the migration runs, and counts new records on top.
+async fn the_tally_counts_what_was_stored_before_it(b: Backend) {
+    let e = env(b, 2, 4).await;
+    let config = e.storage.config();
+    let d = deployment(1, 7, "backfilled");
+    config.deploy(&d).await.expect("deploy");
+    let id = d.activity.id();
+    let common = d.strategy.awards()[1].award_id;
+    let draws = e.storage.draws();
+    for i in 0..10i64 {
+        let r = recorded_draw(
+            i + 1,
+            &user(&format!("old-{i}")),
+            &d,
+            (i < 4).then_some(common),
+            0,
+        );
+        assert_eq!(draws.record_draw(r).await, Ok(RecordOutcome::Recorded));
+    }
+    // As stored by the previous version: no tally, its migration not applied.
+    let router = e.storage.router();
+    for route in router.routes().filter(|r| r.table == 0) {
+        let pool = router.pool(&route).expect("pool");
+        for sql in [
+            "DELETE FROM activity_tally",
+            "DELETE FROM schema_version WHERE version = 3 AND scope <> 'global'",
+        ] {
+            sqlx::query(sql).execute(pool).await.expect("forget");
+        }
+    }
+    assert_eq!(tallied(&e).await, Counted::new());
+    e.storage.migrate().await.expect("migrate");
+    e.storage.migrate().await.expect("migrate again");
+    for route in router.routes().filter(|r| r.table == 0) {
+        let pool = router.pool(&route).expect("pool");
+        sqlx::query("DELETE FROM schema_version WHERE version = 3 AND scope <> 'global'")
+            .execute(pool)
+            .await
+            .expect("forget");
+    }
+    e.storage
+        .migrate()
+        .await
+        .expect("a second backfill sets, never adds");
+    tally_agrees_with_a_scan(&e).await;
+    let left = known_counts(&e, id).await;
+    assert_eq!(left.stock_left, 90);
+    assert_eq!(
+        left.awards_left,
+        vec![(d.strategy.awards()[0].award_id, 1), (common, 46)]
+    );
+    let r = recorded_draw(50, &user("new"), &d, Some(common), 0);
+    assert_eq!(draws.record_draw(r).await, Ok(RecordOutcome::Recorded));
+    tally_agrees_with_a_scan(&e).await;
+    assert_eq!(known_counts(&e, id).await.stock_left, 89);
+}
+
+async fn known_counts(e: &common::Env, id: ActivityId) -> StockCounts {
+    let counts = e.storage.config().stock_counts(id).await;
+    counts.expect("counts").expect("known activity")
 }
 
 fn recorded_draw(
@@ -1285,6 +1412,7 @@ async fn stock_counts_come_from_records_and_fences_refuse_older_claims(b: Backen
     let unknown = ActivityId::new(404).expect("id");
     assert_eq!(config.stock_counts(unknown).await, Ok(None));
     assert_eq!(config.fence_stock(unknown, 1).await, Ok(None));
+    tally_agrees_with_a_scan(&e).await;
 }
 
 async fn settling_a_claim_voids_an_unrecorded_take_for_good(b: Backend) {
@@ -1340,6 +1468,7 @@ async fn settling_a_claim_voids_an_unrecorded_take_for_good(b: Backend) {
             .expect("orders")
             .is_empty()
     );
+    tally_agrees_with_a_scan(&e).await;
 }
 
 async fn relays_claim_disjoint_rows_and_park_failures(b: Backend) {

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::Utc;
 use db_router::{Dialect, Route, Router};
-use lottery_activity::{DrawRecord, OutboxMessage, RecordOutcome, TakeState, UserTake};
+use lottery_activity::{DrawRecord, OutboxMessage, RecordOutcome, TakeState, UserTake, WinOrder};
 use sqlx::AnyConnection;
 
 use super::{admits, read_fences};
@@ -22,6 +22,7 @@ use crate::rows::millis;
 use crate::take_store::{
     CounterKey, TakeRow, UserTables, insert_takes, number_takes, read_counters, write_counters,
 };
+use crate::tally::Tally;
 
 /// One record of the batch, with the take it grants.
 struct Draw<'a> {
@@ -73,6 +74,7 @@ impl<'a> Plan<'a> {
         let fences = read_fences(conn, dialect, records).await?;
         let mut outcomes = vec![RecordOutcome::Recorded; self.len];
         let mut messages = Vec::new();
+        let mut tally = Tally::default();
         let now = millis(Utc::now());
         for (route, draws) in &self.groups {
             let mut admitted = Vec::with_capacity(draws.len());
@@ -90,9 +92,12 @@ impl<'a> Plan<'a> {
             group
                 .write(conn, dialect, now, &mut outcomes, &mut messages)
                 .await?;
+            tally.takes(group.takes(&outcomes));
+            tally.orders(group.orders(&outcomes));
         }
-        // One outbox per shard database: the messages of every table go in together.
+        // One outbox and one tally statement per shard database, for every table together.
         insert_outbox(conn, &messages).await?;
+        tally.write(conn, dialect).await?;
         Ok(outcomes)
     }
 }
@@ -149,5 +154,27 @@ impl<'a> Group<'_, 'a> {
         }
         insert_takes(conn, &t.take, &rows).await?;
         insert_orders(conn, &t.order, &orders).await
+    }
+
+    /// The takes written: the admitted draws not refused for their quota.
+    fn takes<'o>(
+        &'o self,
+        outcomes: &'o [RecordOutcome],
+    ) -> impl Iterator<Item = &'a UserTake> + 'o {
+        self.draws
+            .iter()
+            .filter(|d| outcomes[d.index] == RecordOutcome::Recorded)
+            .map(|d| d.take)
+    }
+
+    /// The orders written: those of the takes written.
+    fn orders<'o>(
+        &'o self,
+        outcomes: &'o [RecordOutcome],
+    ) -> impl Iterator<Item = &'a WinOrder> + 'o {
+        self.draws
+            .iter()
+            .filter(|d| outcomes[d.index] == RecordOutcome::Recorded)
+            .filter_map(|d| d.record.win.as_ref().map(|(order, _)| order))
     }
 }

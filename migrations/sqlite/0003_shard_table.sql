@@ -1,0 +1,9 @@
+-- Once per sharded table ({t} is the table suffix): the records stored before the activity
+-- tally existed, counted into it once. Setting (not adding) makes a second run harmless.
+INSERT INTO activity_tally (activity_id, award_id, part, n)
+  SELECT activity_id, 0, 'b{t}', COUNT(*) FROM user_take{t} WHERE state <> 'void' GROUP BY activity_id
+  ON CONFLICT (activity_id, award_id, part) DO UPDATE SET n = excluded.n;
+
+INSERT INTO activity_tally (activity_id, award_id, part, n)
+  SELECT activity_id, award_id, 'b{t}', COUNT(*) FROM win_order{t} WHERE award_id <> 0 GROUP BY activity_id, award_id
+  ON CONFLICT (activity_id, award_id, part) DO UPDATE SET n = excluded.n;
