@@ -17,7 +17,7 @@ const SWEEP_EVERY: u32 = 4_096;
 /// Expired claim records, and as many users, each claim drops at most (of one part of each
 /// map, in turn): far more than a claim and its release add, and few enough that no claim
 /// waits on a long pass. (A pass over every entry, every few thousand claims, held the lock
-/// for ~100 ms once millions of claim records and users were kept, and stalled every draw.)
+/// long enough to stall every draw once millions of claim records and users were kept.)
 const DROPS_PER_CLAIM: usize = 64;
 
 #[derive(Debug)]
