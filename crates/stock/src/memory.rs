@@ -100,27 +100,14 @@ impl MemoryLedger {
 
 impl State {
     fn sweep(&mut self, now: DateTime<Utc>) {
-        self.drop_expired(now, DROPS_PER_CLAIM);
+        self.claims.drop_expired(now, DROPS_PER_CLAIM);
+        self.users.drop_expired(now, DROPS_PER_CLAIM);
         self.claims_since_sweep += 1;
         if self.claims_since_sweep < SWEEP_EVERY {
             return;
         }
         self.claims_since_sweep = 0;
         self.activities.retain(|_, s| s.expires_at > now);
-    }
-
-    /// Drops up to `budget` expired claim records and as many expired users.
-    fn drop_expired(&mut self, now: DateTime<Utc>, budget: usize) {
-        self.claims.drop_expired(now, budget);
-        self.users.drop_expired(now, budget);
-    }
-
-    fn record_claim(
-        &mut self,
-        key: (ActivityId, TakeId),
-        record: ClaimRecord,
-    ) -> Option<ClaimRecord> {
-        self.claims.insert(key, record)
     }
 
     /// Drops the expired entries one call is about to read, so they count as absent.
@@ -217,7 +204,7 @@ impl State {
             award_exhausted: exhausted,
             generation,
         };
-        self.record_claim(
+        self.claims.insert(
             (c.activity_id, c.claim_id),
             ClaimRecord::Held {
                 outcome,
@@ -241,7 +228,7 @@ impl State {
             took,
             generation,
             ..
-        }) = self.record_claim(key, withdrawn.clone())
+        }) = self.claims.insert(key, withdrawn.clone())
         else {
             // Released before, or never claimed: the marker refuses a late claim.
             return;

@@ -7,14 +7,14 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use db_router::{Dialect, Route, Router};
+use db_router::{Dialect, Router};
 use lottery_activity::{UserTake, WinOrder};
 use lottery_domain::{ActivityId, AwardId, RepoResult};
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use crate::bulk::insert_rows;
 use crate::error::{Within, repo, router as router_error};
-use crate::rows::parse;
+use crate::rows::{int, parse};
 
 /// The `award_id` under which takes are counted (award ids start at 1).
 const TAKES: i64 = 0;
@@ -94,7 +94,6 @@ pub(crate) async fn recorded(
     router: &Router,
     id: ActivityId,
 ) -> RepoResult<(u64, Vec<(AwardId, u64)>)> {
-    let databases: Vec<Route> = router.routes().filter(|r| r.table == 0).collect();
     // MariaDB sums to a DECIMAL; the count fits a BIGINT.
     let sum = match router.dialect() {
         Dialect::MySql => "CAST(SUM(n) AS SIGNED)",
@@ -105,8 +104,8 @@ pub(crate) async fn recorded(
     );
     let mut takes = 0u64;
     let mut won: BTreeMap<i64, u64> = BTreeMap::new();
-    for db in &databases {
-        let pool = router.pool(db).map_err(router_error)?;
+    for db in router.routes().filter(|r| r.table == 0) {
+        let pool = router.pool(&db).map_err(router_error)?;
         let rows = sqlx::query(&sql)
             .bind(id.get())
             .fetch_all(pool)
@@ -114,9 +113,8 @@ pub(crate) async fn recorded(
             .await
             .map_err(repo)?;
         for row in rows {
-            let award: i64 = row.try_get("award_id").map_err(repo)?;
-            let n: i64 = row.try_get("n").map_err(repo)?;
-            let n = n.max(0) as u64;
+            let award = int(&row, "award_id")?;
+            let n = int(&row, "n")?.max(0) as u64;
             if award == TAKES {
                 takes += n;
             } else {

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::Utc;
 use db_router::{Dialect, Route, Router};
-use lottery_activity::{DrawRecord, OutboxMessage, RecordOutcome, TakeState, UserTake, WinOrder};
+use lottery_activity::{DrawRecord, OutboxMessage, RecordOutcome, TakeState, UserTake};
 use sqlx::AnyConnection;
 
 use super::{admits, read_fences};
@@ -90,10 +90,8 @@ impl<'a> Plan<'a> {
                 draws: admitted,
             };
             group
-                .write(conn, dialect, now, &mut outcomes, &mut messages)
+                .write(conn, dialect, now, &mut outcomes, &mut messages, &mut tally)
                 .await?;
-            tally.takes(group.takes(&outcomes));
-            tally.orders(group.orders(&outcomes));
         }
         // One outbox and one tally statement per shard database, for every table together.
         insert_outbox(conn, &messages).await?;
@@ -110,7 +108,8 @@ struct Group<'p, 'a> {
 
 impl<'a> Group<'_, 'a> {
     /// Counts and numbers the group's takes, then inserts them and the orders of their wins;
-    /// a take past its quota is answered and left out. Collects the wins' outbox messages.
+    /// a take past its quota is answered and left out. Collects the wins' outbox messages
+    /// and counts what it inserts in `tally`.
     async fn write(
         &self,
         conn: &mut AnyConnection,
@@ -118,6 +117,7 @@ impl<'a> Group<'_, 'a> {
         now: i64,
         outcomes: &mut [RecordOutcome],
         messages: &mut Vec<&'a OutboxMessage>,
+        tally: &mut Tally,
     ) -> Result<(), sqlx::Error> {
         if self.draws.is_empty() {
             return Ok(());
@@ -152,29 +152,9 @@ impl<'a> Group<'_, 'a> {
                 messages.extend(message.as_ref());
             }
         }
+        tally.takes(rows.iter().map(|r| r.take));
+        tally.orders(orders.iter().copied());
         insert_takes(conn, &t.take, &rows).await?;
         insert_orders(conn, &t.order, &orders).await
-    }
-
-    /// The takes written: the admitted draws not refused for their quota.
-    fn takes<'o>(
-        &'o self,
-        outcomes: &'o [RecordOutcome],
-    ) -> impl Iterator<Item = &'a UserTake> + 'o {
-        self.draws
-            .iter()
-            .filter(|d| outcomes[d.index] == RecordOutcome::Recorded)
-            .map(|d| d.take)
-    }
-
-    /// The orders written: those of the takes written.
-    fn orders<'o>(
-        &'o self,
-        outcomes: &'o [RecordOutcome],
-    ) -> impl Iterator<Item = &'a WinOrder> + 'o {
-        self.draws
-            .iter()
-            .filter(|d| outcomes[d.index] == RecordOutcome::Recorded)
-            .filter_map(|d| d.record.win.as_ref().map(|(order, _)| order))
     }
 }
